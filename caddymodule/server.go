@@ -1,0 +1,351 @@
+package caddymodule
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/introspection"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func init() {
+	caddy.RegisterModule(Server{})
+}
+
+// Endpoint paths of the authorization server (fixed by the contract).
+const (
+	pathToken    = "/oauth2/token"
+	pathJWKS     = "/.well-known/jwks.json"
+	pathMetadata = "/.well-known/oauth-authorization-server"
+)
+
+// maxFormBytes bounds a token request body.
+const maxFormBytes = 64 << 10
+
+// Server is the `gatehouse_server` handler: the OAuth 2.0 authorization
+// server endpoints for machine clients. Requests to other paths pass
+// through to the next handler.
+type Server struct {
+	app    *App
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Server) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.gatehouse_server",
+		New: func() caddy.Module { return new(Server) },
+	}
+}
+
+// Provision binds the handler to the gatehouse app.
+func (s *Server) Provision(ctx caddy.Context) error {
+	app, err := ctx.App("gatehouse")
+	if err != nil {
+		return err
+	}
+	s.app = app.(*App)
+	s.logger = ctx.Logger()
+	return nil
+}
+
+// ServeHTTP routes the authorization server endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch r.URL.Path {
+	case pathToken:
+		if !allowMethods(w, r, http.MethodPost) {
+			return nil
+		}
+		s.serveToken(w, r)
+	case pathJWKS:
+		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+			return nil
+		}
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		writeJSONBytes(w, http.StatusOK, s.app.auth.Signer().JWKS())
+	case pathMetadata:
+		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+			return nil
+		}
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		writeJSON(w, http.StatusOK, s.metadata())
+	default:
+		return next.ServeHTTP(w, r)
+	}
+	return nil
+}
+
+// allowMethods answers 405 with an Allow header unless r uses one of
+// methods.
+func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeOAuthError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+	return false
+}
+
+// metadata is the RFC 8414 §2 authorization server metadata.
+func (s *Server) metadata() map[string]any {
+	iss := s.app.Issuer
+	base := strings.TrimSuffix(iss, "/")
+	return map[string]any{
+		"issuer":                                iss,
+		"token_endpoint":                        base + pathToken,
+		"jwks_uri":                              base + pathJWKS,
+		"grant_types_supported":                 []string{clientstore.GrantClientCredentials},
+		"token_endpoint_auth_methods_supported": []string{clientstore.AuthMethodBasic, clientstore.AuthMethodPost},
+		"response_types_supported":              []string{},
+		"id_token_signing_alg_values_supported": []string{s.app.auth.Signer().Alg()},
+	}
+}
+
+// oauthError is an RFC 6749 §5.2 error response.
+type oauthError struct {
+	status      int
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
+
+func newOAuthError(status int, code, desc string) *oauthError {
+	return &oauthError{status: status, Code: code, Description: desc}
+}
+
+func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	writeJSON(w, status, oauthError{Code: code, Description: desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
+	}
+	writeJSONBytes(w, status, b)
+}
+
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// tokenResponse is the RFC 6749 §5.1 success response.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// serveToken is the client_credentials grant (RFC 6749 §4.4).
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	client, form, oerr := s.authenticate(w, r)
+	if oerr == nil {
+		oerr = s.checkGrant(client, form)
+	}
+	var tok introspection.Token
+	if oerr == nil {
+		var err error
+		tok, err = s.app.auth.Issue(client, form.Get("scope"), requestedAudience(form))
+		switch {
+		case errors.Is(err, introspection.ErrInvalidScope):
+			oerr = newOAuthError(http.StatusBadRequest, "invalid_scope", "the requested scope is not allowed for this client")
+		case errors.Is(err, introspection.ErrInvalidTarget):
+			oerr = newOAuthError(http.StatusBadRequest, "invalid_target", "the requested audience or resource is not allowed for this client")
+		case err != nil:
+			s.logger.Error("minting token", zap.Error(err))
+			oerr = newOAuthError(http.StatusInternalServerError, "server_error", "could not mint a token")
+		}
+	}
+	clientID := ""
+	if client != nil {
+		clientID = client.ID
+	}
+	if oerr != nil {
+		if ce := s.logger.Check(zapcore.InfoLevel, "token refused"); ce != nil {
+			ce.Write(zap.String("client_id", clientID), zap.String("error", oerr.Code),
+				zap.String("reason", oerr.Description), zap.String("remote_ip", r.RemoteAddr))
+		}
+		if oerr.status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse", charset="UTF-8"`)
+		}
+		writeOAuthError(w, oerr.status, oerr.Code, oerr.Description)
+		return
+	}
+	if ce := s.logger.Check(zapcore.InfoLevel, "token issued"); ce != nil {
+		ce.Write(zap.String("client_id", clientID), zap.String("scope", tok.Scope),
+			zap.Strings("audience", tok.Audience), zap.Int64("expires_in", tok.ExpiresIn))
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: tok.AccessToken,
+		TokenType:   "Bearer",
+		ExpiresIn:   tok.ExpiresIn,
+		Scope:       tok.Scope,
+	})
+}
+
+// checkGrant applies RFC 6749 §4.4.2 and §5.2 to an authenticated client.
+func (s *Server) checkGrant(client *clientstore.Client, form url.Values) *oauthError {
+	switch gt := form.Get("grant_type"); {
+	case gt == "":
+		return newOAuthError(http.StatusBadRequest, "invalid_request", "grant_type is required")
+	case gt != clientstore.GrantClientCredentials:
+		return newOAuthError(http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported")
+	case !client.HasGrant(gt):
+		return newOAuthError(http.StatusBadRequest, "unauthorized_client", "the client may not use this grant type")
+	}
+	for _, res := range form["resource"] {
+		// RFC 8707 §2: an absolute URI without a fragment.
+		u, err := url.Parse(res)
+		if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(res, "#") {
+			return newOAuthError(http.StatusBadRequest, "invalid_target", "resource must be an absolute URI without a fragment")
+		}
+	}
+	return nil
+}
+
+// requestedAudience merges RFC 8707 `resource` (repeatable) and the
+// `audience` parameter (space-separated, as Hydra takes it).
+func requestedAudience(form url.Values) []string {
+	var out []string
+	for _, a := range form["audience"] {
+		out = append(out, strings.Fields(a)...)
+	}
+	return append(out, form["resource"]...)
+}
+
+// parseForm reads the token request form (RFC 6749 §3.2): POST with
+// application/x-www-form-urlencoded, bounded, each parameter at most once
+// (but for the repeatable `resource` and `audience`).
+func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, newOAuthError(http.StatusBadRequest, "invalid_request", "the body must be application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, newOAuthError(http.StatusRequestEntityTooLarge, "invalid_request", "request body too large")
+		}
+		return nil, newOAuthError(http.StatusBadRequest, "invalid_request", "could not read the request body")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, newOAuthError(http.StatusBadRequest, "invalid_request", "malformed form body")
+	}
+	for k, v := range form {
+		if len(v) > 1 && k != "resource" && k != "audience" {
+			return nil, newOAuthError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %q is repeated", k))
+		}
+	}
+	return form, nil
+}
+
+// authenticate parses the request and authenticates the client with
+// exactly one method: client_secret_basic or client_secret_post (RFC 6749
+// §2.3.1). Credentials in the query string are refused.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientstore.Client, url.Values, *oauthError) {
+	q := r.URL.Query()
+	if q.Has("client_secret") || q.Has("client_assertion") {
+		return nil, nil, newOAuthError(http.StatusBadRequest, "invalid_request", "credentials must not be sent in the query string")
+	}
+	form, oerr := parseForm(w, r)
+	if oerr != nil {
+		return nil, nil, oerr
+	}
+	var id, secret, method string
+	basicID, basicSecret, hasBasic, ok := parseBasic(r.Header.Values("Authorization"))
+	switch {
+	case !ok:
+		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "malformed Basic credentials")
+	case hasBasic && (form.Has("client_secret") || form.Has("client_assertion")):
+		return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "more than one client authentication method")
+	case hasBasic && form.Has("client_id") && form.Get("client_id") != basicID:
+		return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "client_id in the body differs from the Basic credentials")
+	case hasBasic:
+		id, secret, method = basicID, basicSecret, clientstore.AuthMethodBasic
+	case form.Has("client_assertion"):
+		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "private_key_jwt is not supported")
+	case form.Get("client_secret") != "":
+		id, secret, method = form.Get("client_id"), form.Get("client_secret"), clientstore.AuthMethodPost
+	default:
+		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication is required")
+	}
+	client, ok := s.app.auth.Clients().Authenticate(id, secret)
+	switch {
+	case !ok:
+		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	case client.Disabled:
+		return client, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "the client is disabled")
+	case client.TokenEndpointAuthMethod != method:
+		return client, form, newOAuthError(http.StatusUnauthorized, "invalid_client",
+			"the client is registered for "+client.TokenEndpointAuthMethod)
+	}
+	return client, form, nil
+}
+
+// parseBasic decodes HTTP Basic client credentials. Per RFC 6749 §2.3.1 the
+// id and secret are form-urlencoded before base64, so both are decoded
+// again. ok is false for a malformed or repeated Basic header; has is false
+// when there is no Basic header at all.
+func parseBasic(values []string) (id, secret string, has, ok bool) {
+	var found string
+	for _, v := range values {
+		if len(v) >= 6 && strings.EqualFold(v[:6], "basic ") {
+			if has {
+				return "", "", true, false
+			}
+			found, has = strings.TrimLeft(v[6:], " "), true
+		}
+	}
+	if !has {
+		return "", "", false, true
+	}
+	raw, err := base64.StdEncoding.DecodeString(found)
+	if err != nil {
+		return "", "", true, false
+	}
+	rawID, rawSecret, found2 := strings.Cut(string(raw), ":")
+	if !found2 {
+		return "", "", true, false
+	}
+	if id, err = url.QueryUnescape(rawID); err != nil {
+		return "", "", true, false
+	}
+	if secret, err = url.QueryUnescape(rawSecret); err != nil {
+		return "", "", true, false
+	}
+	return id, secret, true, true
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Server)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Server)(nil)
+)

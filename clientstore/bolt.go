@@ -1,0 +1,258 @@
+package clientstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout of the bbolt file this code writes. It is
+// recorded in the file so that a later version can migrate it, and so that
+// this version refuses a file written by a newer one instead of misreading it.
+const SchemaVersion = 1
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketClients     = []byte("clients")
+	bucketKeys        = []byte("keys")
+	bucketRevocations = []byte("revocations")
+
+	keySchemaVersion = []byte("schema_version")
+)
+
+// DefaultLockTimeout bounds how long OpenBolt waits for bbolt's exclusive
+// file lock before it reports that another process holds the file.
+const DefaultLockTimeout = 3 * time.Second
+
+// BoltStore is the embedded bbolt implementation of Store: one file, one
+// process. bbolt fsyncs on every commit, so an acknowledged write survives
+// a crash.
+type BoltStore struct {
+	db   *bolt.DB
+	path string
+}
+
+// OpenBolt opens (creating if needed) the bbolt file at path. If another
+// process holds the file, it fails with an error wrapping ErrLocked after
+// lockTimeout (DefaultLockTimeout if zero).
+func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
+	if lockTimeout <= 0 {
+		lockTimeout = DefaultLockTimeout
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating directory for %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("opening %s: %w (is another Caddy using it?)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	s := &BoltStore{db: db, path: path}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init creates the buckets and records or checks the schema version.
+func (s *BoltStore) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketClients, bucketKeys, bucketRevocations} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keySchemaVersion)
+		if v == nil {
+			return meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
+		}
+		got, err := strconv.Atoi(string(v))
+		if err != nil {
+			return fmt.Errorf("%s: unreadable schema version %q", s.path, v)
+		}
+		if got > SchemaVersion {
+			return fmt.Errorf("%s: schema version %d is newer than this Gatehouse supports (%d)", s.path, got, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Path is the file the store lives in.
+func (s *BoltStore) Path() string { return s.path }
+
+// Close closes the file and releases its lock.
+func (s *BoltStore) Close() error { return s.db.Close() }
+
+// record is a client as persisted: its JSON form plus the fields that
+// never leave the store.
+type record struct {
+	*Client
+	SecretHash string `json:"secret_hash,omitempty"`
+	Generation uint64 `json:"generation"`
+}
+
+func encodeClient(c *Client) ([]byte, error) {
+	return json.Marshal(record{Client: c, SecretHash: c.SecretHash, Generation: c.Generation})
+}
+
+func decodeClient(b []byte) (*Client, error) {
+	r := record{Client: new(Client)}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decoding stored client: %w", err)
+	}
+	r.Client.SecretHash = r.SecretHash
+	r.Client.Generation = r.Generation
+	return r.Client, nil
+}
+
+func (s *BoltStore) putClient(c *Client, mustExist bool) error {
+	val, err := encodeClient(c)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketClients)
+		exists := b.Get([]byte(c.ID)) != nil
+		switch {
+		case mustExist && !exists:
+			return ErrNotFound
+		case !mustExist && exists:
+			return ErrExists
+		}
+		return b.Put([]byte(c.ID), val)
+	})
+}
+
+// CreateClient implements Store.
+func (s *BoltStore) CreateClient(_ context.Context, c *Client) error { return s.putClient(c, false) }
+
+// UpdateClient implements Store.
+func (s *BoltStore) UpdateClient(_ context.Context, c *Client) error { return s.putClient(c, true) }
+
+// DeleteClient implements Store.
+func (s *BoltStore) DeleteClient(_ context.Context, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketClients)
+		if b.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// GetClient implements Store.
+func (s *BoltStore) GetClient(_ context.Context, id string) (*Client, error) {
+	var c *Client
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketClients).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		c, err = decodeClient(v)
+		return err
+	})
+	return c, err
+}
+
+// ForEachClient implements Store.
+func (s *BoltStore) ForEachClient(_ context.Context, fn func(*Client) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketClients).ForEach(func(_, v []byte) error {
+			c, err := decodeClient(v)
+			if err != nil {
+				return err
+			}
+			return fn(c)
+		})
+	})
+}
+
+// LoadOrCreateKey implements Store.
+func (s *BoltStore) LoadOrCreateKey(_ context.Context, name string, create func() ([]byte, error)) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketKeys).Get([]byte(name)); v != nil {
+			out = bytes.Clone(v)
+		}
+		return nil
+	})
+	if err != nil || out != nil {
+		return out, err
+	}
+	fresh, err := create()
+	if err != nil {
+		return nil, fmt.Errorf("creating key %s: %w", name, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		if v := b.Get([]byte(name)); v != nil { // created meanwhile: keep the first
+			out = bytes.Clone(v)
+			return nil
+		}
+		out = fresh
+		return b.Put([]byte(name), fresh)
+	})
+	return out, err
+}
+
+// Revoke implements Store.
+func (s *BoltStore) Revoke(_ context.Context, tokenID string, until time.Time) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(until.Unix()))
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRevocations).Put([]byte(tokenID), v[:])
+	})
+}
+
+// ForEachRevocation implements Store.
+func (s *BoltStore) ForEachRevocation(_ context.Context, fn func(string, time.Time) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRevocations).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return nil // not ours; ignore rather than fail startup
+			}
+			return fn(string(k), time.Unix(int64(binary.BigEndian.Uint64(v)), 0))
+		})
+	})
+}
+
+// PruneRevocations implements Store.
+func (s *BoltStore) PruneRevocations(_ context.Context, now time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRevocations)
+		// Collect first: deleting under a moving cursor skips keys.
+		var expired [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < now.Unix() {
+				expired = append(expired, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range expired {
+			if err == nil {
+				err = b.Delete(k)
+			}
+		}
+		return err
+	})
+}
+
+// Interface guard.
+var _ Store = (*BoltStore)(nil)

@@ -1,0 +1,275 @@
+// Package clientstore owns Gatehouse's OAuth clients: the client model and its
+// validation, secret generation and hashing, the Store interface with its
+// bbolt implementation, and the in-memory Cache the hot path reads from.
+// It knows nothing of HTTP, Caddy or tokens.
+package clientstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound = errors.New("client not found")
+	ErrExists   = errors.New("client already exists")
+	ErrLocked   = errors.New("database is locked by another process")
+)
+
+// Limits on client fields. They keep one client record small, so that the
+// whole set fits in memory and a hostile admin request cannot bloat it.
+const (
+	MaxIDLength       = 128
+	MaxNameLength     = 256
+	MaxOwnerLength    = 256
+	MaxScopeLength    = 4096
+	MaxAudiences      = 32
+	MaxAudienceLength = 512
+	MaxMetadataBytes  = 16 << 10
+)
+
+// Grant types and token endpoint authentication methods Gatehouse supports.
+const (
+	GrantClientCredentials = "client_credentials"
+
+	AuthMethodBasic = "client_secret_basic"
+	AuthMethodPost  = "client_secret_post"
+)
+
+// Client is an OAuth 2.0 client. JSON names follow Ory Hydra's client model
+// so that Hydra exports and tooling map onto it directly.
+//
+// A *Client obtained from a Cache is a shared, immutable snapshot: never
+// modify it; copy it with Clone first.
+type Client struct {
+	ID                      string    `json:"client_id"`
+	Name                    string    `json:"client_name,omitempty"`
+	GrantTypes              []string  `json:"grant_types"`
+	Scope                   string    `json:"scope"`
+	Audience                []string  `json:"audience"`
+	Owner                   string    `json:"owner"`
+	Metadata                Metadata  `json:"metadata"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
+	Disabled                bool      `json:"disabled"`
+	Introspect              bool      `json:"introspect"`
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
+
+	// SecretHash is the keyed hash of the client secret. It is persisted by
+	// the store but never part of the client's JSON form.
+	SecretHash string `json:"-"`
+
+	// Generation changes whenever every token the client holds must stop
+	// working at once (disable, secret rotation). Tokens carry the
+	// generation they were minted under.
+	Generation uint64 `json:"-"`
+}
+
+// Metadata is an operator-set, trusted JSON object attached to a client. It
+// is copied into identity JWTs (as `ext`) and introspection results.
+type Metadata map[string]any
+
+// UnmarshalJSON accepts only a JSON object (or null), keeping numbers exact.
+func (m *Metadata) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		*m = nil
+		return nil
+	}
+	if len(b) == 0 || b[0] != '{' {
+		return errors.New("metadata must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v map[string]any
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	if dec.More() {
+		return errors.New("metadata: trailing data after the object")
+	}
+	*m = v
+	return nil
+}
+
+// Lookup walks a dotted path ("realm.id") through nested objects.
+func (m Metadata) Lookup(path string) (any, bool) {
+	var cur any = map[string]any(m)
+	for path != "" {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		key, rest, _ := strings.Cut(path, ".")
+		if cur, ok = obj[key]; !ok {
+			return nil, false
+		}
+		path = rest
+	}
+	return cur, true
+}
+
+// Clone returns a deep enough copy of c to modify: slices and metadata are
+// copied, so the original snapshot stays untouched.
+func (c *Client) Clone() *Client {
+	n := *c
+	n.GrantTypes = append([]string(nil), c.GrantTypes...)
+	n.Audience = append([]string(nil), c.Audience...)
+	if c.Metadata != nil {
+		// Metadata values are only ever replaced whole, never mutated in
+		// place, so a shallow copy of the top level is enough.
+		n.Metadata = make(Metadata, len(c.Metadata))
+		for k, v := range c.Metadata {
+			n.Metadata[k] = v
+		}
+	}
+	return &n
+}
+
+// Scopes returns the client's allowed scopes.
+func (c *Client) Scopes() []string { return SplitScope(c.Scope) }
+
+// SplitScope splits a scope string on ASCII white space only (RFC 6749
+// §3.3 delimits with %x20; tabs and newlines are folded for convenience).
+// Any other character, Unicode spaces included, stays part of a token and
+// so fails ValidScopeToken.
+func SplitScope(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool {
+		return r == ' ' || r == '\t' || r == '\n' || r == '\r'
+	})
+}
+
+// HasGrant reports whether the client may use the grant type.
+func (c *Client) HasGrant(grant string) bool {
+	for _, g := range c.GrantTypes {
+		if g == grant {
+			return true
+		}
+	}
+	return false
+}
+
+// FieldError is a validation error that names the offending field.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Normalize fills defaults (grant types, auth method) and validates c.
+// It returns a *FieldError naming the first invalid field.
+func (c *Client) Normalize() error {
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = []string{GrantClientCredentials}
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = AuthMethodBasic
+	}
+	c.Scope = strings.Join(SplitScope(c.Scope), " ")
+	return c.Validate()
+}
+
+// Validate checks every field against Gatehouse's rules.
+func (c *Client) Validate() error {
+	if err := ValidateID(c.ID); err != nil {
+		return err
+	}
+	if len(c.Name) > MaxNameLength || !printable(c.Name, true) {
+		return fieldErr("client_name", "must be at most %d printable characters", MaxNameLength)
+	}
+	if len(c.GrantTypes) == 0 {
+		return fieldErr("grant_types", "must not be empty")
+	}
+	for _, g := range c.GrantTypes {
+		if g != GrantClientCredentials {
+			return fieldErr("grant_types", "unsupported grant type %q (supported: %s)", g, GrantClientCredentials)
+		}
+	}
+	if len(c.Scope) > MaxScopeLength {
+		return fieldErr("scope", "must be at most %d bytes", MaxScopeLength)
+	}
+	for _, s := range strings.Split(c.Scope, " ") {
+		if s != "" && !ValidScopeToken(s) {
+			return fieldErr("scope", "scope token %q has a character outside RFC 6749 §3.3 (%%x21 / %%x23-5B / %%x5D-7E)", s)
+		}
+	}
+	if len(c.Audience) > MaxAudiences {
+		return fieldErr("audience", "at most %d entries", MaxAudiences)
+	}
+	for _, a := range c.Audience {
+		if a == "" || len(a) > MaxAudienceLength || !printable(a, false) {
+			return fieldErr("audience", "entries must be 1 to %d visible characters without spaces", MaxAudienceLength)
+		}
+	}
+	if len(c.Owner) > MaxOwnerLength || !printable(c.Owner, true) {
+		return fieldErr("owner", "must be at most %d printable characters", MaxOwnerLength)
+	}
+	if c.Metadata != nil {
+		b, err := json.Marshal(c.Metadata)
+		if err != nil {
+			return fieldErr("metadata", "not serializable: %v", err)
+		}
+		if len(b) > MaxMetadataBytes {
+			return fieldErr("metadata", "must be at most %d bytes of JSON, got %d", MaxMetadataBytes, len(b))
+		}
+	}
+	switch c.TokenEndpointAuthMethod {
+	case AuthMethodBasic, AuthMethodPost:
+	default:
+		return fieldErr("token_endpoint_auth_method", "unsupported method %q (supported: %s, %s)",
+			c.TokenEndpointAuthMethod, AuthMethodBasic, AuthMethodPost)
+	}
+	return nil
+}
+
+// ValidateID checks a client_id: 1–128 characters from the URL-safe set
+// A-Z a-z 0-9 - . _ ~ : @ +, so it is safe in admin API paths, logs and
+// HTTP Basic credentials alike.
+func ValidateID(id string) error {
+	if id == "" || len(id) > MaxIDLength {
+		return fieldErr("client_id", "must be 1 to %d characters", MaxIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~:@+", c) >= 0) {
+			return fieldErr("client_id", "character %q not allowed (use A-Z a-z 0-9 - . _ ~ : @ +)", c)
+		}
+	}
+	return nil
+}
+
+// ValidScopeToken reports whether s is a scope-token per RFC 6749 §3.3:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func ValidScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// printable reports whether s has no control characters (and, unless
+// spaces is set, no spaces). Non-ASCII UTF-8 is allowed.
+func printable(s string, spaces bool) bool {
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\uFFFD' || (!spaces && r == ' ') {
+			return false
+		}
+	}
+	return true
+}

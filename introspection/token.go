@@ -1,0 +1,269 @@
+// Package introspection owns tokens and identity: minting and checking
+// Gatehouse's access tokens, the RFC 7662 result of a check, and the signed
+// identity JWTs handed to backends with the JWKS that verifies them. It
+// knows nothing of Caddy.
+package introspection
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehousehq/gatehouse/clientstore"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// TokenPrefix starts every Gatehouse access token, so secret scanners and
+// humans can recognize one. The rest is base64url without padding.
+const TokenPrefix = "gat_"
+
+// MaxTokenLength bounds what the codec even tries to decode.
+const MaxTokenLength = 4096
+
+const (
+	tokenVersion = 1
+	headerLen    = 1 + 4 // version, key id
+	nonceLen     = chacha20poly1305.NonceSizeX
+	minSealedLen = headerLen + nonceLen + chacha20poly1305.Overhead
+)
+
+// sealKeysName names the token-sealing key ring in the store.
+const sealKeysName = "token-seal-keys"
+
+// Errors of token checks. They say why a token was refused, for logs and
+// metrics; clients only ever learn "invalid_token".
+var (
+	ErrMalformed     = errors.New("malformed token")
+	ErrUnknownKey    = errors.New("token sealed under an unknown key")
+	ErrTampered      = errors.New("token failed authentication")
+	ErrExpired       = errors.New("token expired")
+	ErrRevoked       = errors.New("token revoked")
+	ErrUnknownClient = errors.New("token of an unknown client")
+	ErrDisabled      = errors.New("token of a disabled client")
+)
+
+// Claims are what an access token carries, sealed (encrypted and
+// authenticated) so that holders cannot read or alter them.
+type Claims struct {
+	ClientID   string
+	Generation uint64 // the client's generation at issuance
+	Scope      string
+	Audience   []string
+	IssuedAt   int64 // Unix seconds
+	ExpiresAt  int64 // Unix seconds
+	ID         TokenID
+}
+
+// TokenID identifies one token: the first 16 bytes of its random nonce.
+type TokenID [16]byte
+
+// String is the token's jti.
+func (id TokenID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// ParseTokenID parses a jti made by TokenID.String.
+func ParseTokenID(s string) (TokenID, bool) {
+	var id TokenID
+	if base64.RawURLEncoding.DecodedLen(len(s)) != len(id) {
+		return id, false
+	}
+	n, err := base64.RawURLEncoding.Decode(id[:], []byte(s))
+	return id, err == nil && n == len(id)
+}
+
+// sealKey is one token-sealing key of the ring.
+type sealKey struct {
+	ID      uint32    `json:"id"`
+	Key     []byte    `json:"key"`
+	Created time.Time `json:"created"`
+}
+
+// Sealer mints and opens access tokens with XChaCha20-Poly1305. The key id
+// travels in the clear inside the token so keys can rotate: tokens sealed
+// under an older key of the ring still open.
+type Sealer struct {
+	active uint32
+	keys   map[uint32]sealKeyAEAD
+	bufs   sync.Pool
+}
+
+type sealKeyAEAD struct {
+	aead interface {
+		Seal(dst, nonce, plaintext, additionalData []byte) []byte
+		Open(dst, nonce, ciphertext, additionalData []byte) ([]byte, error)
+	}
+}
+
+// LoadSealer loads the token-sealing key ring from store, creating it on
+// first start. Tokens therefore survive restarts.
+func LoadSealer(ctx context.Context, store clientstore.Store) (*Sealer, error) {
+	raw, err := store.LoadOrCreateKey(ctx, sealKeysName, func() ([]byte, error) {
+		k := sealKey{Key: make([]byte, chacha20poly1305.KeySize), Created: time.Now().UTC()}
+		var id [4]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return nil, err
+		}
+		k.ID = binary.BigEndian.Uint32(id[:])
+		if _, err := rand.Read(k.Key); err != nil {
+			return nil, err
+		}
+		return json.Marshal([]sealKey{k})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var ring []sealKey
+	if err := json.Unmarshal(raw, &ring); err != nil || len(ring) == 0 {
+		return nil, fmt.Errorf("token-sealing keys unreadable: %v", err)
+	}
+	return newSealer(ring)
+}
+
+func newSealer(ring []sealKey) (*Sealer, error) {
+	s := &Sealer{keys: make(map[uint32]sealKeyAEAD, len(ring))}
+	var newest time.Time
+	for i, k := range ring {
+		aead, err := chacha20poly1305.NewX(k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("token-sealing key %d: %w", k.ID, err)
+		}
+		s.keys[k.ID] = sealKeyAEAD{aead: aead}
+		if i == 0 || k.Created.After(newest) {
+			s.active, newest = k.ID, k.Created
+		}
+	}
+	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	return s, nil
+}
+
+// Seal mints the token string for c. c.ID is set from the fresh nonce.
+func (s *Sealer) Seal(c *Claims) (string, error) {
+	var hdr [headerLen + nonceLen]byte
+	hdr[0] = tokenVersion
+	binary.BigEndian.PutUint32(hdr[1:5], s.active)
+	nonce := hdr[headerLen:]
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	copy(c.ID[:], nonce)
+
+	plain := appendClaims(make([]byte, 0, 128), c)
+	sealed := s.keys[s.active].aead.Seal(append([]byte(nil), hdr[:]...), nonce, plain, hdr[:headerLen])
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// Open authenticates and decrypts a token. It checks integrity only; the
+// caller judges expiry, revocation and the client.
+func (s *Sealer) Open(token string) (Claims, error) {
+	body, ok := strings.CutPrefix(token, TokenPrefix)
+	if !ok || len(token) > MaxTokenLength {
+		return Claims{}, ErrMalformed
+	}
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	n := base64.RawURLEncoding.DecodedLen(len(body))
+	buf := (*bp)[:0]
+	if cap(buf) < 2*n {
+		buf = make([]byte, 0, 2*n)
+		*bp = buf
+	}
+	raw := buf[:n]
+	if m, err := base64.RawURLEncoding.Decode(raw, []byte(body)); err != nil || m != n || n < minSealedLen {
+		return Claims{}, ErrMalformed
+	}
+	if raw[0] != tokenVersion {
+		return Claims{}, ErrMalformed
+	}
+	key, ok := s.keys[binary.BigEndian.Uint32(raw[1:5])]
+	if !ok {
+		return Claims{}, ErrUnknownKey
+	}
+	nonce := raw[headerLen : headerLen+nonceLen]
+	plain, err := key.aead.Open(buf[n:n], nonce, raw[headerLen+nonceLen:], raw[:headerLen])
+	if err != nil {
+		return Claims{}, ErrTampered
+	}
+	c, err := parseClaims(plain)
+	if err != nil {
+		return Claims{}, ErrMalformed
+	}
+	copy(c.ID[:], nonce)
+	return c, nil
+}
+
+// The sealed payload: uvarint generation, varint iat, varint exp, then
+// length-prefixed client id and scope, a count and the audiences.
+func appendClaims(b []byte, c *Claims) []byte {
+	b = binary.AppendUvarint(b, c.Generation)
+	b = binary.AppendVarint(b, c.IssuedAt)
+	b = binary.AppendVarint(b, c.ExpiresAt)
+	b = appendString(b, c.ClientID)
+	b = appendString(b, c.Scope)
+	b = binary.AppendUvarint(b, uint64(len(c.Audience)))
+	for _, a := range c.Audience {
+		b = appendString(b, a)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+var errShort = errors.New("short claims")
+
+func parseClaims(b []byte) (Claims, error) {
+	var c Claims
+	var n int
+	if c.Generation, n = binary.Uvarint(b); n <= 0 {
+		return c, errShort
+	}
+	b = b[n:]
+	if c.IssuedAt, n = binary.Varint(b); n <= 0 {
+		return c, errShort
+	}
+	b = b[n:]
+	if c.ExpiresAt, n = binary.Varint(b); n <= 0 {
+		return c, errShort
+	}
+	b = b[n:]
+	var err error
+	if c.ClientID, b, err = readString(b); err != nil {
+		return c, err
+	}
+	if c.Scope, b, err = readString(b); err != nil {
+		return c, err
+	}
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > clientstore.MaxAudiences {
+		return c, errShort
+	}
+	b = b[n:]
+	if count > 0 {
+		c.Audience = make([]string, count)
+		for i := range c.Audience {
+			if c.Audience[i], b, err = readString(b); err != nil {
+				return c, err
+			}
+		}
+	}
+	if len(b) != 0 {
+		return c, errors.New("trailing bytes")
+	}
+	return c, nil
+}
+
+func readString(b []byte) (string, []byte, error) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return "", nil, errShort
+	}
+	return string(b[n : n+int(l)]), b[n+int(l):], nil
+}
