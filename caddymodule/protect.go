@@ -96,7 +96,7 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	stripHeader(r.Header, p.header)
 
 	// 2. Exactly one Bearer token, in exactly one place (RFC 6750 §2).
-	if len(authz) > 1 || r.URL.Query().Has("access_token") {
+	if len(authz) > 1 || hasQueryToken(r) {
 		return p.refuse(w, http.StatusBadRequest, `Bearer error="invalid_request", error_description="send the token once, in the Authorization header"`, "invalid_request", errMultipleTokens)
 	}
 	var h string
@@ -145,6 +145,12 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 var errMultipleTokens = errors.New("token sent more than once")
+
+// hasQueryToken reports an RFC 6750 §2.3 access_token query parameter,
+// parsing the query only when it could hold one.
+func hasQueryToken(r *http.Request) bool {
+	return strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token")
+}
 
 const invalidTokenChallenge = `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`
 

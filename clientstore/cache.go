@@ -3,6 +3,7 @@ package clientstore
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"sync"
@@ -45,6 +46,14 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 		return nil, fmt.Errorf("loading clients: %w", err)
 	}
 	return c, nil
+}
+
+func randomGeneration() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b[:]) >> 1, nil // leave room to count up
 }
 
 func randomKey() ([]byte, error) {
@@ -104,7 +113,11 @@ func (c *Cache) Create(ctx context.Context, cl *Client) (*Client, string, error)
 	}
 	now := c.now().UTC().Truncate(time.Second)
 	cl.SecretHash = c.hasher.Hash(secret)
-	cl.Generation = 1
+	// A random first generation: tokens of a deleted client must not come
+	// back to life for a new client that reuses its id.
+	if cl.Generation, err = randomGeneration(); err != nil {
+		return nil, "", err
+	}
 	cl.CreatedAt, cl.UpdatedAt = now, now
 
 	c.writeMu.Lock()

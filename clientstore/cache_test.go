@@ -61,8 +61,8 @@ func TestCacheCreateAndAuthenticate(t *testing.T) {
 		t.Errorf("Create returned secret of %d chars, want 43", len(secret))
 	}
 	wantTime := clock.Now().UTC().Truncate(time.Second)
-	if created.Generation != 1 {
-		t.Errorf("Generation = %d, want 1", created.Generation)
+	if created.Generation == 0 {
+		t.Errorf("Generation = 0, want a random non-zero first generation")
 	}
 	if !created.CreatedAt.Equal(wantTime) || !created.UpdatedAt.Equal(wantTime) || created.CreatedAt.Location() != time.UTC {
 		t.Errorf("CreatedAt, UpdatedAt = %v, %v, want both %v (UTC, whole seconds)", created.CreatedAt, created.UpdatedAt, wantTime)
@@ -84,7 +84,7 @@ func TestCacheCreateAndAuthenticate(t *testing.T) {
 		t.Fatalf("Get(svc) = (%v, %v), want the created client", got, ok)
 	}
 	stored, err := s.GetClient(context.Background(), "svc")
-	if err != nil || stored.SecretHash != created.SecretHash || stored.Generation != 1 {
+	if err != nil || stored.SecretHash != created.SecretHash || stored.Generation != created.Generation {
 		t.Fatalf("store has (%+v, %v), want the created client with its hash and generation 1", stored, err)
 	}
 
@@ -132,8 +132,22 @@ func TestCacheCreateIgnoresCallerSecretFields(t *testing.T) {
 	if _, ok := c.Authenticate("svc", "chosen-by-caller"); ok {
 		t.Fatal("Authenticate accepted a secret whose hash the caller supplied to Create")
 	}
-	if created.Generation != 1 || created.CreatedAt.Equal(time.Unix(0, 0)) {
-		t.Fatalf("Create kept caller's Generation=%d CreatedAt=%v, want 1 and now", created.Generation, created.CreatedAt)
+	if created.Generation == 42 || created.CreatedAt.Equal(time.Unix(0, 0)) {
+		t.Fatalf("Create kept caller's Generation=%d CreatedAt=%v, want its own and now", created.Generation, created.CreatedAt)
+	}
+}
+
+// A client re-created under a deleted client's id starts a new generation,
+// so the deleted client's tokens stay dead.
+func TestCacheRecreateStartsNewGeneration(t *testing.T) {
+	c, _, _ := newTestCache(t)
+	first, _ := mustCreate(t, c, &Client{ID: "svc"})
+	if err := c.Delete(context.Background(), "svc"); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := mustCreate(t, c, &Client{ID: "svc"})
+	if second.Generation == first.Generation {
+		t.Fatalf("re-created client has the deleted one's generation %d; its old tokens would work again", first.Generation)
 	}
 }
 

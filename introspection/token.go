@@ -34,6 +34,8 @@ const (
 	minSealedLen = headerLen + nonceLen + chacha20poly1305.Overhead
 )
 
+var strictB64 = base64.RawURLEncoding.Strict()
+
 // sealKeysName names the token-sealing key ring in the store.
 const sealKeysName = "token-seal-keys"
 
@@ -70,10 +72,10 @@ func (id TokenID) String() string { return base64.RawURLEncoding.EncodeToString(
 // ParseTokenID parses a jti made by TokenID.String.
 func ParseTokenID(s string) (TokenID, bool) {
 	var id TokenID
-	if base64.RawURLEncoding.DecodedLen(len(s)) != len(id) {
+	if len(s) != base64.RawURLEncoding.EncodedLen(len(id)) {
 		return id, false
 	}
-	n, err := base64.RawURLEncoding.Decode(id[:], []byte(s))
+	n, err := strictB64.Decode(id[:], []byte(s))
 	return id, err == nil && n == len(id)
 }
 
@@ -174,7 +176,10 @@ func (s *Sealer) Open(token string) (Claims, error) {
 		*bp = buf
 	}
 	raw := buf[:n]
-	if m, err := base64.RawURLEncoding.Decode(raw, []byte(body)); err != nil || m != n || n < minSealedLen {
+	// Strict decoding, and no skipped CR/LF: exactly one spelling of a
+	// token opens, so anything keyed by the token string is sound.
+	if m, err := strictB64.Decode(raw, []byte(body)); err != nil || m != n || n < minSealedLen ||
+		base64.RawURLEncoding.EncodedLen(m) != len(body) {
 		return Claims{}, ErrMalformed
 	}
 	if raw[0] != tokenVersion {
