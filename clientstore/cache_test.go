@@ -180,7 +180,8 @@ func TestCacheCreateInvalid(t *testing.T) {
 		{"empty client_id", &Client{}, "client_id"},
 		{"RFC 6749 §3.3: bad scope token", &Client{ID: "svc", Scope: `read "x"`}, "scope"},
 		{"unsupported grant type", &Client{ID: "svc", GrantTypes: []string{"implicit"}}, "grant_types"},
-		{"unsupported auth method", &Client{ID: "svc", TokenEndpointAuthMethod: "private_key_jwt"}, "token_endpoint_auth_method"},
+		{"unsupported auth method", &Client{ID: "svc", TokenEndpointAuthMethod: "none"}, "token_endpoint_auth_method"},
+		{"private_key_jwt without keys", &Client{ID: "svc", TokenEndpointAuthMethod: "private_key_jwt"}, "jwks"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

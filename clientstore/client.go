@@ -37,9 +37,17 @@ const (
 const (
 	GrantClientCredentials = "client_credentials"
 
-	AuthMethodBasic = "client_secret_basic"
-	AuthMethodPost  = "client_secret_post"
+	AuthMethodBasic         = "client_secret_basic"
+	AuthMethodPost          = "client_secret_post"
+	AuthMethodPrivateKeyJWT = "private_key_jwt"
+
+	// Access-token formats (Hydra's access_token_strategy).
+	TokenStrategyOpaque = "opaque"
+	TokenStrategyJWT    = "jwt"
 )
+
+// MaxJWKSBytes bounds a client's registered key set.
+const MaxJWKSBytes = 32 << 10
 
 // Client is an OAuth 2.0 client. JSON names follow Ory Hydra's client model
 // so that Hydra exports and tooling map onto it directly.
@@ -47,18 +55,25 @@ const (
 // A *Client obtained from a Cache is a shared, immutable snapshot: never
 // modify it; copy it with Clone first.
 type Client struct {
-	ID                      string    `json:"client_id"`
-	Name                    string    `json:"client_name,omitempty"`
-	GrantTypes              []string  `json:"grant_types"`
-	Scope                   string    `json:"scope"`
-	Audience                []string  `json:"audience"`
-	Owner                   string    `json:"owner"`
-	Metadata                Metadata  `json:"metadata"`
-	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
-	Disabled                bool      `json:"disabled"`
-	Introspect              bool      `json:"introspect"`
-	CreatedAt               time.Time `json:"created_at"`
-	UpdatedAt               time.Time `json:"updated_at"`
+	ID                      string   `json:"client_id"`
+	Name                    string   `json:"client_name,omitempty"`
+	GrantTypes              []string `json:"grant_types"`
+	Scope                   string   `json:"scope"`
+	Audience                []string `json:"audience"`
+	Owner                   string   `json:"owner"`
+	Metadata                Metadata `json:"metadata"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	// JWKS holds the client's public keys for private_key_jwt (RFC 7523),
+	// as a JWK Set document; JWKSURI names where to fetch them instead.
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+	// AccessTokenStrategy picks the token format: "opaque" (default) or
+	// "jwt" (RFC 9068).
+	AccessTokenStrategy string    `json:"access_token_strategy,omitempty"`
+	Disabled            bool      `json:"disabled"`
+	Introspect          bool      `json:"introspect"`
+	CreatedAt           time.Time `json:"created_at"`
+	UpdatedAt           time.Time `json:"updated_at"`
 
 	// SecretHash is the keyed hash of the client secret. It is persisted by
 	// the store but never part of the client's JSON form.
@@ -120,6 +135,7 @@ func (c *Client) Clone() *Client {
 	n := *c
 	n.GrantTypes = append([]string(nil), c.GrantTypes...)
 	n.Audience = append([]string(nil), c.Audience...)
+	n.JWKS = append(json.RawMessage(nil), c.JWKS...)
 	if c.Metadata != nil {
 		// Metadata values are only ever replaced whole, never mutated in
 		// place, so a shallow copy of the top level is enough.
@@ -225,9 +241,37 @@ func (c *Client) Validate() error {
 	}
 	switch c.TokenEndpointAuthMethod {
 	case AuthMethodBasic, AuthMethodPost:
+	case AuthMethodPrivateKeyJWT:
+		if len(c.JWKS) == 0 && c.JWKSURI == "" {
+			return fieldErr("jwks", "private_key_jwt needs jwks or jwks_uri")
+		}
 	default:
-		return fieldErr("token_endpoint_auth_method", "unsupported method %q (supported: %s, %s)",
-			c.TokenEndpointAuthMethod, AuthMethodBasic, AuthMethodPost)
+		return fieldErr("token_endpoint_auth_method", "unsupported method %q (supported: %s, %s, %s)",
+			c.TokenEndpointAuthMethod, AuthMethodBasic, AuthMethodPost, AuthMethodPrivateKeyJWT)
+	}
+	if len(c.JWKS) > 0 {
+		if len(c.JWKS) > MaxJWKSBytes {
+			return fieldErr("jwks", "must be at most %d bytes", MaxJWKSBytes)
+		}
+		var set struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		if err := json.Unmarshal(c.JWKS, &set); err != nil || len(set.Keys) == 0 {
+			return fieldErr("jwks", "must be a JWK Set: an object with a non-empty \"keys\" array")
+		}
+	}
+	if c.JWKSURI != "" {
+		if len(c.JWKSURI) > MaxAudienceLength || !strings.HasPrefix(c.JWKSURI, "https://") || !printable(c.JWKSURI, false) {
+			return fieldErr("jwks_uri", "must be an https URL of at most %d characters", MaxAudienceLength)
+		}
+		if len(c.JWKS) > 0 {
+			return fieldErr("jwks_uri", "set jwks or jwks_uri, not both")
+		}
+	}
+	switch c.AccessTokenStrategy {
+	case "", TokenStrategyOpaque, TokenStrategyJWT:
+	default:
+		return fieldErr("access_token_strategy", "must be %q or %q", TokenStrategyOpaque, TokenStrategyJWT)
 	}
 	return nil
 }

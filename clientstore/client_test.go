@@ -224,7 +224,14 @@ func TestValidateRejects(t *testing.T) {
 		{"metadata not serializable (NaN)", func(c *Client) { c.Metadata = Metadata{"f": math.NaN()} }, "metadata"},
 
 		// token_endpoint_auth_method
-		{"private_key_jwt not supported", func(c *Client) { c.TokenEndpointAuthMethod = "private_key_jwt" }, "token_endpoint_auth_method"},
+		{"auth method none (public clients) refused, RFC 6749 §4.4", func(c *Client) { c.TokenEndpointAuthMethod = "none" }, "token_endpoint_auth_method"},
+		{"private_key_jwt without keys", func(c *Client) { c.TokenEndpointAuthMethod = "private_key_jwt" }, "jwks"},
+		{"jwks not a JWK Set", func(c *Client) {
+			c.TokenEndpointAuthMethod = "private_key_jwt"
+			c.JWKS = json.RawMessage(`{"keys":[]}`)
+		}, "jwks"},
+		{"jwks_uri not https", func(c *Client) { c.TokenEndpointAuthMethod = "private_key_jwt"; c.JWKSURI = "http://x/jwks" }, "jwks_uri"},
+		{"unknown access_token_strategy", func(c *Client) { c.AccessTokenStrategy = "macaroon" }, "access_token_strategy"},
 		{"none not supported (RFC 6749 §4.4: confidential clients only)", func(c *Client) { c.TokenEndpointAuthMethod = "none" }, "token_endpoint_auth_method"},
 		{"auth method with different case", func(c *Client) { c.TokenEndpointAuthMethod = "CLIENT_SECRET_BASIC" }, "token_endpoint_auth_method"},
 	}
