@@ -50,11 +50,19 @@ type App struct {
 	// Default: 100000.
 	IdentityCacheSize int `json:"identity_cache_size,omitempty"`
 
-	auth    *introspection.Authority
-	state   *state
-	poolKey string
-	logger  *zap.Logger
-	stop    context.CancelFunc
+	// Access-token format for clients that do not choose one with their
+	// access_token_strategy: "opaque" (default) or "jwt" (RFC 9068).
+	AccessTokenStrategy string `json:"access_token_strategy,omitempty"`
+
+	// Scopes advertised as scopes_supported in the RFC 8414 metadata.
+	ScopesSupported []string `json:"scopes_supported,omitempty"`
+
+	auth       *introspection.Authority
+	remoteKeys *introspection.RemoteKeys
+	state      *state
+	poolKey    string
+	logger     *zap.Logger
+	stop       context.CancelFunc
 }
 
 // Storage selects the store. Only the embedded bbolt store exists today.
@@ -113,10 +121,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.auth = introspection.NewAuthority(introspection.Config{
-		Issuer:      a.Issuer,
-		TokenTTL:    time.Duration(a.TokenTTL),
-		IdentityTTL: time.Duration(a.IdentityTTL),
+		Issuer:              a.Issuer,
+		TokenTTL:            time.Duration(a.TokenTTL),
+		IdentityTTL:         time.Duration(a.IdentityTTL),
+		AccessTokenStrategy: a.AccessTokenStrategy,
 	}, st.clients, st.sealer, signer, st.revocations)
+	a.remoteKeys = introspection.NewRemoteKeys(nil)
 	a.logger.Info("gatehouse ready", zap.String("storage", path), zap.String("issuer", a.Issuer),
 		zap.String("signing_alg", signer.Alg()), zap.String("kid", signer.KeyID()))
 	return nil
@@ -152,6 +162,16 @@ func (a *App) validate() error {
 	}
 	if a.TokenTTL < 0 || a.IdentityTTL < 0 || a.IdentityCacheSize < 0 {
 		return errors.New("gatehouse: token_ttl, identity_ttl and identity_cache_size must not be negative")
+	}
+	switch a.AccessTokenStrategy {
+	case "", clientstore.TokenStrategyOpaque, clientstore.TokenStrategyJWT:
+	default:
+		return fmt.Errorf("gatehouse: access_token_strategy must be opaque or jwt, not %q", a.AccessTokenStrategy)
+	}
+	for _, sc := range a.ScopesSupported {
+		if !clientstore.ValidScopeToken(sc) {
+			return fmt.Errorf("gatehouse: scopes_supported: invalid scope %q (RFC 6749 §3.3)", sc)
+		}
 	}
 	if a.Storage != nil && a.Storage.Backend != "" && a.Storage.Backend != "bolt" {
 		return fmt.Errorf("gatehouse: unknown storage backend %q (supported: bolt)", a.Storage.Backend)

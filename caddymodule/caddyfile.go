@@ -27,6 +27,8 @@ func init() {
 //		identity_ttl <duration>
 //		signing_alg ES256|EdDSA|RS256|PS256
 //		identity_cache_size <n>
+//		access_token_strategy opaque|jwt
+//		scopes_supported <scope...>
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 	app := new(App)
@@ -95,6 +97,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("identity_cache_size: want a positive number, got %q", s)
 			}
 			a.IdentityCacheSize = n
+		case "access_token_strategy":
+			if err := oneArg(d, &a.AccessTokenStrategy); err != nil {
+				return err
+			}
+			if a.AccessTokenStrategy != "opaque" && a.AccessTokenStrategy != "jwt" {
+				return d.Errf("access_token_strategy: want opaque or jwt, got %q", a.AccessTokenStrategy)
+			}
+		case "scopes_supported":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.ScopesSupported = append(a.ScopesSupported, args...)
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
@@ -136,6 +151,7 @@ func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		scope <scope...>     # repeatable; all listed scopes are required
 //		audience <aud>
 //		header <name>
+//		optional             # let anonymous requests through
 //	}
 func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	p := new(Protect)
@@ -167,6 +183,11 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !validHeaderName(p.Header) {
 				return d.Errf("invalid header name %q", p.Header)
 			}
+		case "optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.Optional = true
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}

@@ -42,6 +42,11 @@ type Protect struct {
 	// token there as `Bearer <jwt>`.
 	Header string `json:"header,omitempty"`
 
+	// Optional lets requests without any credentials through as anonymous
+	// (spoofed identity headers are still removed, and no identity is
+	// injected). A request that does carry a token must carry a valid one.
+	Optional bool `json:"optional,omitempty"`
+
 	header        string // canonical
 	authorization bool
 	challenge     string // WWW-Authenticate value of a 403
@@ -105,6 +110,9 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	tok, err := introspection.ParseBearer(h)
 	if errors.Is(err, introspection.ErrNoCredentials) {
+		if p.Optional {
+			return next.ServeHTTP(w, r)
+		}
 		return p.refuse(w, http.StatusUnauthorized, `Bearer realm="gatehouse"`, "", err)
 	}
 	if err != nil {

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -26,10 +29,16 @@ func init() {
 
 // Endpoint paths of the authorization server (fixed by the contract).
 const (
-	pathToken    = "/oauth2/token"
-	pathJWKS     = "/.well-known/jwks.json"
-	pathMetadata = "/.well-known/oauth-authorization-server"
+	pathToken      = "/oauth2/token"
+	pathIntrospect = "/oauth2/introspect"
+	pathRevoke     = "/oauth2/revoke"
+	pathJWKS       = "/.well-known/jwks.json"
+	pathMetadata   = "/.well-known/oauth-authorization-server"
 )
+
+// introspectionJWTType is RFC 9701's media type and `typ` of a signed
+// introspection response.
+const introspectionJWTType = "token-introspection+jwt"
 
 // maxFormBytes bounds a token request body.
 const maxFormBytes = 64 << 10
@@ -38,8 +47,12 @@ const maxFormBytes = 64 << 10
 // server endpoints for machine clients. Requests to other paths pass
 // through to the next handler.
 type Server struct {
-	app    *App
-	logger *zap.Logger
+	app        *App
+	logger     *zap.Logger
+	assertions *introspection.Assertions
+	// Brute-force protection of client authentication: per address, and
+	// per client_id with short blocks only.
+	byAddr, byClient *introspection.Limiter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -58,6 +71,11 @@ func (s *Server) Provision(ctx caddy.Context) error {
 	}
 	s.app = app.(*App)
 	s.logger = ctx.Logger()
+	base := strings.TrimSuffix(s.app.Issuer, "/")
+	s.assertions = introspection.NewAssertions(s.app.auth.Clients(), s.app.auth.Revocations(), s.app.remoteKeys,
+		s.app.Issuer, base+pathToken, base+pathIntrospect, base+pathRevoke)
+	s.byAddr = introspection.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000)
+	s.byClient = introspection.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000)
 	return nil
 }
 
@@ -69,6 +87,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 			return nil
 		}
 		s.serveToken(w, r)
+	case pathIntrospect:
+		if !allowMethods(w, r, http.MethodPost) {
+			return nil
+		}
+		s.serveIntrospect(w, r)
+	case pathRevoke:
+		if !allowMethods(w, r, http.MethodPost) {
+			return nil
+		}
+		s.serveRevoke(w, r)
 	case pathJWKS:
 		if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
 			return nil
@@ -104,20 +132,38 @@ func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) boo
 func (s *Server) metadata() map[string]any {
 	iss := s.app.Issuer
 	base := strings.TrimSuffix(iss, "/")
-	return map[string]any{
+	authMethods := []string{clientstore.AuthMethodBasic, clientstore.AuthMethodPost, clientstore.AuthMethodPrivateKeyJWT}
+	var assertionAlgs []string
+	for _, a := range introspection.AssertionAlgs {
+		assertionAlgs = append(assertionAlgs, string(a))
+	}
+	md := map[string]any{
 		"issuer":                                iss,
 		"token_endpoint":                        base + pathToken,
 		"jwks_uri":                              base + pathJWKS,
+		"introspection_endpoint":                base + pathIntrospect,
+		"revocation_endpoint":                   base + pathRevoke,
 		"grant_types_supported":                 []string{clientstore.GrantClientCredentials},
-		"token_endpoint_auth_methods_supported": []string{clientstore.AuthMethodBasic, clientstore.AuthMethodPost},
 		"response_types_supported":              []string{},
-		"id_token_signing_alg_values_supported": []string{s.app.auth.Signer().Alg()},
+		"token_endpoint_auth_methods_supported": authMethods,
+		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgs,
+		"introspection_endpoint_auth_methods_supported":            authMethods,
+		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgs,
+		"revocation_endpoint_auth_methods_supported":               authMethods,
+		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
+		"introspection_signing_alg_values_supported":               []string{s.app.auth.Signer().Alg()},
+		"id_token_signing_alg_values_supported":                    []string{s.app.auth.Signer().Alg()},
 	}
+	if len(s.app.ScopesSupported) > 0 {
+		md["scopes_supported"] = s.app.ScopesSupported
+	}
+	return md
 }
 
 // oauthError is an RFC 6749 §5.2 error response.
 type oauthError struct {
 	status      int
+	retryAfter  time.Duration
 	Code        string `json:"error"`
 	Description string `json:"error_description,omitempty"`
 }
@@ -179,23 +225,13 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 			oerr = newOAuthError(http.StatusInternalServerError, "server_error", "could not mint a token")
 		}
 	}
-	clientID := ""
-	if client != nil {
-		clientID = client.ID
-	}
 	if oerr != nil {
-		if ce := s.logger.Check(zapcore.InfoLevel, "token refused"); ce != nil {
-			ce.Write(zap.String("client_id", clientID), zap.String("error", oerr.Code),
-				zap.String("reason", oerr.Description), zap.String("remote_ip", r.RemoteAddr))
-		}
-		if oerr.status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse", charset="UTF-8"`)
-		}
-		writeOAuthError(w, oerr.status, oerr.Code, oerr.Description)
+		s.logRefusal("token refused", client, oerr, r)
+		s.writeError(w, oerr)
 		return
 	}
 	if ce := s.logger.Check(zapcore.InfoLevel, "token issued"); ce != nil {
-		ce.Write(zap.String("client_id", clientID), zap.String("scope", tok.Scope),
+		ce.Write(zap.String("client_id", client.ID), zap.String("scope", tok.Scope),
 			zap.Strings("audience", tok.Audience), zap.Int64("expires_in", tok.ExpiresIn))
 	}
 	h := w.Header()
@@ -207,6 +243,116 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn:   tok.ExpiresIn,
 		Scope:       tok.Scope,
 	})
+}
+
+// writeError writes an OAuth error response; a failed client
+// authentication carries a Basic challenge (RFC 6749 §5.2), a refusal by the
+// brute-force limiter a Retry-After.
+func (s *Server) writeError(w http.ResponseWriter, oerr *oauthError) {
+	switch oerr.status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse", charset="UTF-8"`)
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(oerr.retryAfter.Seconds())))))
+	}
+	writeOAuthError(w, oerr.status, oerr.Code, oerr.Description)
+}
+
+// serveIntrospect is RFC 7662: the caller authenticates as a client the
+// operator allowed to introspect; anything but an active token is
+// {"active": false} and nothing else (§2.2, §4).
+func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+	caller, form, oerr := s.authenticate(w, r)
+	if oerr == nil && !caller.Introspect {
+		oerr = newOAuthError(http.StatusUnauthorized, "invalid_client", "the client may not introspect tokens")
+	}
+	if oerr == nil && form.Get("token") == "" {
+		oerr = newOAuthError(http.StatusBadRequest, "invalid_request", "token is required")
+	}
+	if oerr != nil {
+		s.logRefusal("introspection refused", caller, oerr, r)
+		s.writeError(w, oerr)
+		return
+	}
+	resp := introspection.Response{Active: false}
+	if res, err := s.app.auth.Check(form.Get("token")); err == nil {
+		resp = res.Response()
+	} else if ce := s.logger.Check(zapcore.DebugLevel, "introspected inactive token"); ce != nil {
+		ce.Write(zap.String("caller", caller.ID), zap.String("reason", err.Error()))
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if !acceptsIntrospectionJWT(r.Header.Get("Accept")) {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	// RFC 9701 §5: the members under token_introspection, signed.
+	payload, err := json.Marshal(map[string]any{
+		"iss":                 s.app.Issuer,
+		"aud":                 caller.ID,
+		"iat":                 time.Now().Unix(),
+		"token_introspection": resp,
+	})
+	var jwt string
+	if err == nil {
+		jwt, err = s.app.auth.Signer().SignTyped(payload, introspectionJWTType)
+	}
+	if err != nil {
+		s.logger.Error("signing introspection response", zap.Error(err))
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "could not sign the response")
+		return
+	}
+	h.Set("Content-Type", "application/"+introspectionJWTType)
+	w.WriteHeader(http.StatusOK)
+	io.WriteString(w, jwt)
+}
+
+// acceptsIntrospectionJWT reports whether the Accept header asks for RFC
+// 9701's signed response.
+func acceptsIntrospectionJWT(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "application/"+introspectionJWTType) {
+			return true
+		}
+	}
+	return false
+}
+
+// serveRevoke is RFC 7009: a client revokes its own tokens; an unknown,
+// invalid or foreign token still gets 200 (§2.2).
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	client, form, oerr := s.authenticate(w, r)
+	if oerr == nil && form.Get("token") == "" {
+		oerr = newOAuthError(http.StatusBadRequest, "invalid_request", "token is required")
+	}
+	if oerr != nil {
+		s.logRefusal("revocation refused", client, oerr, r)
+		s.writeError(w, oerr)
+		return
+	}
+	if err := s.app.auth.Revoke(r.Context(), client, form.Get("token")); err != nil {
+		s.logger.Error("recording revocation", zap.String("client_id", client.ID), zap.Error(err))
+		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "could not record the revocation")
+		return
+	}
+	if ce := s.logger.Check(zapcore.InfoLevel, "revocation requested"); ce != nil {
+		ce.Write(zap.String("client_id", client.ID))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) logRefusal(msg string, client *clientstore.Client, oerr *oauthError, r *http.Request) {
+	if ce := s.logger.Check(zapcore.InfoLevel, msg); ce != nil {
+		id := ""
+		if client != nil {
+			id = client.ID
+		}
+		ce.Write(zap.String("client_id", id), zap.String("error", oerr.Code),
+			zap.String("reason", oerr.Description), zap.String("remote_ip", r.RemoteAddr))
+	}
 }
 
 // checkGrant applies RFC 6749 §4.4.2 and §5.2 to an authenticated client.
@@ -268,8 +414,10 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError)
 }
 
 // authenticate parses the request and authenticates the client with
-// exactly one method: client_secret_basic or client_secret_post (RFC 6749
-// §2.3.1). Credentials in the query string are refused.
+// exactly one method: client_secret_basic, client_secret_post or
+// private_key_jwt (RFC 6749 §2.3, RFC 7523 §2.2). Credentials in the query
+// string are refused. Repeated failures from an address or for a client_id
+// are slowed down (429 with Retry-After).
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientstore.Client, url.Values, *oauthError) {
 	q := r.URL.Query()
 	if q.Has("client_secret") || q.Has("client_assertion") {
@@ -279,28 +427,55 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientst
 	if oerr != nil {
 		return nil, nil, oerr
 	}
-	var id, secret, method string
+	addr := clientAddr(r)
 	basicID, basicSecret, hasBasic, ok := parseBasic(r.Header.Values("Authorization"))
+	hasAssertion := form.Has("client_assertion") || form.Has("client_assertion_type")
+	var id, secret, method string
 	switch {
 	case !ok:
 		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "malformed Basic credentials")
-	case hasBasic && (form.Has("client_secret") || form.Has("client_assertion")):
+	case hasBasic && (form.Has("client_secret") || hasAssertion), form.Has("client_secret") && hasAssertion:
 		return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "more than one client authentication method")
 	case hasBasic && form.Has("client_id") && form.Get("client_id") != basicID:
 		return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "client_id in the body differs from the Basic credentials")
 	case hasBasic:
 		id, secret, method = basicID, basicSecret, clientstore.AuthMethodBasic
-	case form.Has("client_assertion"):
-		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "private_key_jwt is not supported")
+	case hasAssertion:
+		id, method = form.Get("client_id"), clientstore.AuthMethodPrivateKeyJWT
 	case form.Get("client_secret") != "":
 		id, secret, method = form.Get("client_id"), form.Get("client_secret"), clientstore.AuthMethodPost
 	default:
 		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication is required")
 	}
-	client, ok := s.app.auth.Clients().Authenticate(id, secret)
+	if oerr := s.limited(addr, id); oerr != nil {
+		return nil, form, oerr
+	}
+
+	var client *clientstore.Client
+	if method == clientstore.AuthMethodPrivateKeyJWT {
+		if form.Get("client_assertion_type") != introspection.ClientAssertionType {
+			return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+introspection.ClientAssertionType)
+		}
+		c, err := s.assertions.Verify(r.Context(), form.Get("client_assertion"), id)
+		if err != nil {
+			s.failed(addr, id)
+			if !errors.Is(err, introspection.ErrAssertion) {
+				s.logger.Error("verifying client assertion", zap.Error(err))
+				return nil, form, newOAuthError(http.StatusServiceUnavailable, "temporarily_unavailable", "could not verify the client assertion")
+			}
+			return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", err.Error())
+		}
+		client = c
+	} else {
+		c, ok := s.app.auth.Clients().Authenticate(id, secret)
+		if !ok {
+			s.failed(addr, id)
+			return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		}
+		client = c
+	}
+	s.byClient.Reset(client.ID)
 	switch {
-	case !ok:
-		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
 	case client.Disabled:
 		return client, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "the client is disabled")
 	case client.TokenEndpointAuthMethod != method:
@@ -308,6 +483,40 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientst
 			"the client is registered for "+client.TokenEndpointAuthMethod)
 	}
 	return client, form, nil
+}
+
+// limited refuses an attempt while its address or client_id is blocked.
+func (s *Server) limited(addr, id string) *oauthError {
+	wait, ok := s.byAddr.Allow(addr)
+	if ok && id != "" {
+		wait, ok = s.byClient.Allow(id)
+	}
+	if ok {
+		return nil
+	}
+	oerr := newOAuthError(http.StatusTooManyRequests, "temporarily_unavailable", "too many failed authentication attempts; retry later")
+	oerr.retryAfter = wait
+	return oerr
+}
+
+func (s *Server) failed(addr, id string) {
+	s.byAddr.Fail(addr)
+	if id != "" {
+		s.byClient.Fail(id)
+	}
+}
+
+// clientAddr is the client's IP as Caddy determined it (honouring
+// trusted_proxies), falling back to the connection's address.
+func clientAddr(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // parseBasic decodes HTTP Basic client credentials. Per RFC 6749 §2.3.1 the

@@ -26,6 +26,9 @@ type Config struct {
 	Issuer      string        // iss of every token and identity JWT
 	TokenTTL    time.Duration // access-token lifetime
 	IdentityTTL time.Duration // identity-JWT lifetime (never past the token's exp)
+	// AccessTokenStrategy is the token format for clients that do not pick
+	// one: "opaque" (default) or "jwt" (RFC 9068).
+	AccessTokenStrategy string
 }
 
 // Authority mints and checks access tokens for the clients of a Cache.
@@ -95,11 +98,35 @@ func (a *Authority) issueAt(now time.Time, client *clientstore.Client, scope str
 		IssuedAt:   now.Unix(),
 		ExpiresAt:  now.Add(a.cfg.TokenTTL).Unix(),
 	}
-	tok, err := a.sealer.Seal(&c)
+	var tok string
+	if a.strategy(client) == clientstore.TokenStrategyJWT {
+		tok, err = a.signJWT(&c)
+	} else {
+		tok, err = a.sealer.Seal(&c)
+	}
 	if err != nil {
 		return Token{}, err
 	}
 	return Token{AccessToken: tok, ExpiresIn: c.ExpiresAt - c.IssuedAt, Scope: granted, Audience: aud}, nil
+}
+
+// strategy is the access-token format for client.
+func (a *Authority) strategy(client *clientstore.Client) string {
+	if client.AccessTokenStrategy != "" {
+		return client.AccessTokenStrategy
+	}
+	return a.cfg.AccessTokenStrategy
+}
+
+// open reads a token of either format, checking integrity only.
+func (a *Authority) open(token string) (Claims, error) {
+	if strings.HasPrefix(token, TokenPrefix) {
+		return a.sealer.Open(token)
+	}
+	if strings.Count(token, ".") == 2 && len(token) <= MaxTokenLength {
+		return a.openJWT(token)
+	}
+	return Claims{}, ErrMalformed
 }
 
 // GrantScope down-scopes: every requested scope token must be one of the
@@ -156,7 +183,7 @@ func dedupe(list []string) []string {
 // expiry, revocation, and that its client still exists, is enabled and has
 // not invalidated its tokens since. It reads memory only.
 func (a *Authority) Check(token string) (Result, error) {
-	c, err := a.sealer.Open(token)
+	c, err := a.open(token)
 	if err != nil {
 		return Result{}, err
 	}
@@ -182,7 +209,7 @@ func (a *Authority) Check(token string) (Result, error) {
 // that client holds is revoked; anything else is silently ignored, as the
 // RFC asks, so a caller cannot probe for other clients' tokens.
 func (a *Authority) Revoke(ctx context.Context, client *clientstore.Client, token string) error {
-	c, err := a.sealer.Open(token)
+	c, err := a.open(token)
 	if err != nil || c.ClientID != client.ID || a.now().Unix() >= c.ExpiresAt {
 		return nil
 	}

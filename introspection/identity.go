@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"sync"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
@@ -38,6 +39,21 @@ func (a audience) MarshalJSON() ([]byte, error) {
 		return json.Marshal(a[0])
 	}
 	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON accepts either form.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*a = audience{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.New("aud must be a string or an array of strings")
+	}
+	*a = l
+	return nil
 }
 
 // Route hands out identity JWTs for one protected route: the audience is

@@ -2,6 +2,8 @@ package introspection
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,13 +17,22 @@ type Revocations struct {
 	store clientstore.Store
 	mu    sync.RWMutex
 	ids   map[TokenID]int64 // → the token's exp, Unix seconds
+	used  map[string]int64  // one-time id → its expiry, Unix seconds
 }
+
+// ErrReplay is returned by Use for an id already used.
+var ErrReplay = errors.New("already used")
+
+// oneTimePrefix marks one-time ids in the store, apart from token ids.
+const oneTimePrefix = "once:"
 
 // LoadRevocations reads the persisted revocations of store.
 func LoadRevocations(ctx context.Context, store clientstore.Store) (*Revocations, error) {
-	r := &Revocations{store: store, ids: make(map[TokenID]int64)}
-	err := store.ForEachRevocation(ctx, func(jti string, until time.Time) error {
-		if id, ok := ParseTokenID(jti); ok {
+	r := &Revocations{store: store, ids: make(map[TokenID]int64), used: make(map[string]int64)}
+	err := store.ForEachRevocation(ctx, func(key string, until time.Time) error {
+		if once, ok := strings.CutPrefix(key, oneTimePrefix); ok {
+			r.used[once] = until.Unix()
+		} else if id, ok := ParseTokenID(key); ok {
 			r.ids[id] = until.Unix()
 		}
 		return nil
@@ -49,6 +60,22 @@ func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
 	return nil
 }
 
+// Use records the one-time id as used until its expiry, durably, or
+// returns ErrReplay if it was used before and has not expired yet. It also
+// serves the jti of client assertions (RFC 7523 §3).
+func (r *Revocations) Use(ctx context.Context, id string, until time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if exp, ok := r.used[id]; ok && exp >= time.Now().Unix() {
+		return ErrReplay
+	}
+	if err := r.store.Revoke(ctx, oneTimePrefix+id, until); err != nil {
+		return err
+	}
+	r.used[id] = until.Unix()
+	return nil
+}
+
 // Prune forgets revocations of tokens that have expired by now, in memory
 // and in the store.
 func (r *Revocations) Prune(ctx context.Context, now time.Time) error {
@@ -59,6 +86,11 @@ func (r *Revocations) Prune(ctx context.Context, now time.Time) error {
 	for id, exp := range r.ids {
 		if exp < now.Unix() {
 			delete(r.ids, id)
+		}
+	}
+	for id, exp := range r.used {
+		if exp < now.Unix() {
+			delete(r.used, id)
 		}
 	}
 	r.mu.Unlock()

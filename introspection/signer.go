@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/go-jose/go-jose/v4"
@@ -32,13 +33,19 @@ const DefaultAlg = AlgES256
 // resource server must not accept one as such.
 const IdentityType = "JWT"
 
+// AccessTokenType is the `typ` header of JWT access tokens (RFC 9068 §2.1).
+const AccessTokenType = "at+jwt"
+
 // Signer signs JWTs with one private key kept in the store, and publishes
 // its public half as a JWKS.
 type Signer struct {
-	signer jose.Signer
-	alg    string
-	kid    string
-	jwks   []byte
+	signer   jose.Signer // identity JWTs, typ JWT
+	atSigner jose.Signer // RFC 9068 access tokens, typ at+jwt
+	private  jose.JSONWebKey
+	public   jose.JSONWebKey
+	alg      string
+	kid      string
+	jwks     []byte
 }
 
 // SupportedAlg reports whether alg is a signing algorithm Gatehouse offers.
@@ -98,11 +105,17 @@ func newSigner(jwk jose.JSONWebKey) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity signer: %w", err)
 	}
-	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk.Public()}})
+	atSigner, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jwk},
+		(&jose.SignerOptions{}).WithType(AccessTokenType))
+	if err != nil {
+		return nil, fmt.Errorf("access-token signer: %w", err)
+	}
+	public := jwk.Public()
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{public}})
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{signer: signer, alg: jwk.Algorithm, kid: jwk.KeyID, jwks: jwks}, nil
+	return &Signer{signer: signer, atSigner: atSigner, private: jwk, public: public, alg: jwk.Algorithm, kid: jwk.KeyID, jwks: jwks}, nil
 }
 
 // Alg is the signing algorithm.
@@ -114,11 +127,55 @@ func (s *Signer) KeyID() string { return s.kid }
 // JWKS is the JSON Web Key Set document with the public key.
 func (s *Signer) JWKS() []byte { return s.jwks }
 
-// Sign signs the JSON payload and returns the compact JWS.
+// Sign signs the JSON payload as an identity JWT and returns the compact
+// JWS.
 func (s *Signer) Sign(payload []byte) (string, error) {
-	jws, err := s.signer.Sign(payload)
+	return compactSign(s.signer, payload)
+}
+
+// SignAccessToken signs the JSON payload as an RFC 9068 access token
+// (typ at+jwt).
+func (s *Signer) SignAccessToken(payload []byte) (string, error) {
+	return compactSign(s.atSigner, payload)
+}
+
+// SignTyped signs the JSON payload with the given `typ` header, e.g.
+// RFC 9701's token-introspection+jwt.
+func (s *Signer) SignTyped(payload []byte, typ string) (string, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(s.alg), Key: s.private},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	if err != nil {
+		return "", err
+	}
+	return compactSign(signer, payload)
+}
+
+func compactSign(signer jose.Signer, payload []byte) (string, error) {
+	jws, err := signer.Sign(payload)
 	if err != nil {
 		return "", err
 	}
 	return jws.CompactSerialize()
+}
+
+// Verify checks a compact JWS made by this signer with the expected typ
+// (case-insensitive, with or without the "application/" prefix, RFC 9068
+// §4) and returns its payload. Only this signer's algorithm and key are
+// accepted: the token's own alg and kid choose nothing (RFC 8725 §3.1).
+func (s *Signer) Verify(compact, typ string) ([]byte, error) {
+	jws, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(s.alg)})
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, ErrMalformed
+	}
+	hdr := jws.Signatures[0].Header
+	got, _ := hdr.ExtraHeaders[jose.HeaderType].(string)
+	got = strings.TrimPrefix(strings.ToLower(got), "application/")
+	if got != strings.ToLower(typ) || hdr.KeyID != s.kid {
+		return nil, ErrMalformed
+	}
+	payload, err := jws.Verify(s.public)
+	if err != nil {
+		return nil, ErrTampered
+	}
+	return payload, nil
 }
