@@ -89,7 +89,7 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	}
 	ga := app.(*App)
 	p.auth = ga.auth
-	p.route = ga.auth.NewRoute(p.Audience, ga.IdentityCacheSize)
+	p.route = ga.auth.NewPolicyRoute(p.Scopes, p.Audience, ga.IdentityCacheSize)
 	return nil
 }
 
@@ -119,35 +119,32 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return p.refuse(w, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
 	}
 
-	// 3. The token, checked in memory.
-	res, err := p.auth.Check(tok)
+	// 3.–5. The token checked in memory, the route policy applied on every
+	// request, the identity JWT signed only on a cache miss.
+	g, err := p.route.Authorize(tok)
 	if err != nil {
-		return p.refuse(w, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
-	}
-
-	// 4. Route policy, on every request.
-	if !res.HasScopes(p.Scopes) || (p.Audience != "" && !res.HasAudience(p.Audience)) {
-		if ce := p.logger.Check(zapcore.InfoLevel, "request refused"); ce != nil {
-			ce.Write(zap.String("client_id", res.Client.ID), zap.String("error", "insufficient_scope"))
+		var se *introspection.ScopeError
+		if errors.As(err, &se) {
+			if ce := p.logger.Check(zapcore.InfoLevel, "request refused"); ce != nil {
+				ce.Write(zap.String("client_id", se.ClientID), zap.String("error", "insufficient_scope"))
+			}
+			return p.refuse(w, http.StatusForbidden, p.challenge, "insufficient_scope", nil)
 		}
-		return p.refuse(w, http.StatusForbidden, p.challenge, "insufficient_scope", nil)
-	}
-
-	// 5. The identity JWT, signed only on a cache miss.
-	jwt, err := p.route.Identity(&res)
-	if err != nil {
-		p.logger.Error("signing identity JWT", zap.String("client_id", res.Client.ID), zap.Error(err))
+		if errors.Is(err, introspection.ErrInvalidToken) {
+			return p.refuse(w, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
+		}
+		p.logger.Error("authorizing request", zap.Error(err))
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("identity signing failed"))
 	}
 	if p.authorization {
-		r.Header["Authorization"] = []string{"Bearer " + jwt}
+		r.Header["Authorization"] = g.Bearer
 	} else {
-		r.Header[p.header] = []string{jwt}
+		r.Header[p.header] = g.Header
 	}
 
 	// 6. Placeholders for other directives.
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		setPlaceholders(repl, &res)
+		repl.Map(g.Placeholder)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -215,21 +212,6 @@ func headerNameMatch(a, b string) bool {
 		}
 	}
 	return true
-}
-
-func setPlaceholders(repl *caddy.Replacer, res *introspection.Result) {
-	c := res.Client
-	repl.Set("gatehouse.client_id", c.ID)
-	repl.Set("gatehouse.owner", c.Owner)
-	repl.Set("gatehouse.scope", res.Claims.Scope)
-	md := c.Metadata
-	repl.Map(func(key string) (any, bool) {
-		path, ok := strings.CutPrefix(key, "gatehouse.metadata.")
-		if !ok {
-			return nil, false
-		}
-		return md.Lookup(path)
-	})
 }
 
 // validHeaderName reports whether s is an RFC 9110 field-name token.

@@ -202,7 +202,7 @@ func (a *Authority) Check(token string) (Result, error) {
 	case client.Generation != c.Generation:
 		return Result{}, ErrRevoked
 	}
-	return Result{Claims: c, Client: client, Issuer: a.cfg.Issuer}, nil
+	return Result{Token: token, Claims: c, Client: client, Issuer: a.cfg.Issuer}, nil
 }
 
 // Revoke revokes one token (RFC 7009) on behalf of a client: only a token

@@ -386,7 +386,7 @@ func TestIdentityCacheBounded(t *testing.T) {
 					t.Fatalf("after %d tokens the cache holds %d entries, want at most %d", i+1, n, bound)
 				}
 			}
-			if _, ok := rt.cache.get(last.Claims.ID); !ok {
+			if rt.cache.get(last.Token) == nil {
 				t.Error("the most recent token's JWT is not cached")
 			}
 			if n := rt.cache.len(); n < bound/2 {
@@ -412,7 +412,6 @@ func TestNewRouteDefaultCacheSize(t *testing.T) {
 // A full shard drops stale entries first, and otherwise exactly one.
 func TestIdentityCacheEviction(t *testing.T) {
 	const now = 1000
-	idIn0 := func(n byte) TokenID { return TokenID{0, n} } // all in shard 0
 	tests := []struct {
 		name      string
 		exps      []int64 // of the entries filling the shard
@@ -429,17 +428,24 @@ func TestIdentityCacheEviction(t *testing.T) {
 			if c.perShard != 4 {
 				t.Fatalf("perShard = %d, want 4", c.perShard)
 			}
+			var inShard0 []string // tokens that all land in shard 0
+			for i := 0; len(inShard0) < 101; i++ {
+				if tok := fmt.Sprint("tok-", i); c.shard(tok) == 0 {
+					inShard0 = append(inShard0, tok)
+				}
+			}
+			idIn0 := func(n byte) string { return inShard0[n] }
 			for i, exp := range tt.exps {
-				c.put(idIn0(byte(i)), identityEntry{jwt: fmt.Sprint(i), exp: exp}, now)
+				c.put(idIn0(byte(i)), &Grant{JWT: fmt.Sprint(i), exp: exp}, now)
 			}
 			fresh := idIn0(100)
-			c.put(fresh, identityEntry{jwt: "fresh", exp: now + 100}, now)
-			if e, ok := c.get(fresh); !ok || e.jwt != "fresh" {
+			c.put(fresh, &Grant{JWT: "fresh", exp: now + 100}, now)
+			if g := c.get(fresh); g == nil || g.JWT != "fresh" {
 				t.Fatal("the new entry is not cached")
 			}
 			alive := 0
 			for i := range tt.exps {
-				if _, ok := c.get(idIn0(byte(i))); ok {
+				if c.get(idIn0(byte(i))) != nil {
 					alive++
 				}
 			}
@@ -447,7 +453,7 @@ func TestIdentityCacheEviction(t *testing.T) {
 				t.Errorf("%d old entries survive, want %d", alive, tt.wantAlive)
 			}
 			for _, i := range tt.wantGone {
-				if _, ok := c.get(idIn0(byte(i))); ok {
+				if c.get(idIn0(byte(i))) != nil {
 					t.Errorf("stale entry %d (exp %d) survived, want it evicted first", i, tt.exps[i])
 				}
 			}
@@ -456,7 +462,7 @@ func TestIdentityCacheEviction(t *testing.T) {
 			}
 			// Replacing an existing key in a full shard evicts nothing.
 			before := c.len()
-			c.put(fresh, identityEntry{jwt: "fresh2", exp: now + 100}, now)
+			c.put(fresh, &Grant{JWT: "fresh2", exp: now + 100}, now)
 			if c.len() != before {
 				t.Errorf("overwriting a cached key changed len from %d to %d", before, c.len())
 			}

@@ -9,6 +9,7 @@ import (
 // Result is the outcome of a successful token check: the token's claims and
 // the current snapshot of the client that holds it.
 type Result struct {
+	Token  string // the token as presented
 	Claims Claims
 	Client *clientstore.Client
 	Issuer string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
@@ -12,12 +13,14 @@ import (
 
 // Revocations is the in-memory set of revoked token ids, persisted in the
 // store so a revocation survives restarts. It stays small: an entry is
-// only needed until the token would have expired anyway.
+// only needed until the token would have expired anyway. Every protected
+// request reads it, so reads take no lock: writers, which are rare, copy
+// the map and publish the copy.
 type Revocations struct {
 	store clientstore.Store
-	mu    sync.RWMutex
-	ids   map[TokenID]int64 // → the token's exp, Unix seconds
-	used  map[string]int64  // one-time id → its expiry, Unix seconds
+	mu    sync.Mutex                        // serializes writers
+	ids   atomic.Pointer[map[TokenID]int64] // → the token's exp, Unix seconds
+	used  map[string]int64                  // one-time id → its expiry; under mu
 }
 
 // ErrReplay is returned by Use for an id already used.
@@ -28,35 +31,50 @@ const oneTimePrefix = "once:"
 
 // LoadRevocations reads the persisted revocations of store.
 func LoadRevocations(ctx context.Context, store clientstore.Store) (*Revocations, error) {
-	r := &Revocations{store: store, ids: make(map[TokenID]int64), used: make(map[string]int64)}
+	r := &Revocations{store: store, used: make(map[string]int64)}
+	ids := make(map[TokenID]int64)
 	err := store.ForEachRevocation(ctx, func(key string, until time.Time) error {
 		if once, ok := strings.CutPrefix(key, oneTimePrefix); ok {
 			r.used[once] = until.Unix()
 		} else if id, ok := ParseTokenID(key); ok {
-			r.ids[id] = until.Unix()
+			ids[id] = until.Unix()
 		}
 		return nil
 	})
+	r.ids.Store(&ids)
 	return r, err
 }
 
 // Has reports whether the token id is revoked.
 func (r *Revocations) Has(id TokenID) bool {
-	r.mu.RLock()
-	_, ok := r.ids[id]
-	r.mu.RUnlock()
+	ids := *r.ids.Load()
+	if len(ids) == 0 {
+		return false
+	}
+	_, ok := ids[id]
 	return ok
+}
+
+// update publishes a modified copy of the revoked ids; callers hold mu.
+func (r *Revocations) update(edit func(map[TokenID]int64)) {
+	old := *r.ids.Load()
+	ids := make(map[TokenID]int64, len(old)+1)
+	for k, v := range old {
+		ids[k] = v
+	}
+	edit(ids)
+	r.ids.Store(&ids)
 }
 
 // Revoke durably records the token as revoked until its expiry, then makes
 // it effective in memory.
 func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if err := r.store.Revoke(ctx, c.ID.String(), time.Unix(c.ExpiresAt, 0)); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.ids[c.ID] = c.ExpiresAt
-	r.mu.Unlock()
+	r.update(func(ids map[TokenID]int64) { ids[c.ID] = c.ExpiresAt })
 	return nil
 }
 
@@ -83,16 +101,18 @@ func (r *Revocations) Prune(ctx context.Context, now time.Time) error {
 		return err
 	}
 	r.mu.Lock()
-	for id, exp := range r.ids {
-		if exp < now.Unix() {
-			delete(r.ids, id)
+	defer r.mu.Unlock()
+	r.update(func(ids map[TokenID]int64) {
+		for id, exp := range ids {
+			if exp < now.Unix() {
+				delete(ids, id)
+			}
 		}
-	}
+	})
 	for id, exp := range r.used {
 		if exp < now.Unix() {
 			delete(r.used, id)
 		}
 	}
-	r.mu.Unlock()
 	return nil
 }

@@ -42,13 +42,17 @@ const sealKeysName = "token-seal-keys"
 // Errors of token checks. They say why a token was refused, for logs and
 // metrics; clients only ever learn "invalid_token".
 var (
-	ErrMalformed     = errors.New("malformed token")
-	ErrUnknownKey    = errors.New("token sealed under an unknown key")
-	ErrTampered      = errors.New("token failed authentication")
-	ErrExpired       = errors.New("token expired")
-	ErrRevoked       = errors.New("token revoked")
-	ErrUnknownClient = errors.New("token of an unknown client")
-	ErrDisabled      = errors.New("token of a disabled client")
+	// ErrInvalidToken is wrapped by every reason below: the token is not
+	// good for any request (RFC 6750 §3.1 invalid_token).
+	ErrInvalidToken = errors.New("invalid token")
+
+	ErrMalformed     = fmt.Errorf("%w: malformed", ErrInvalidToken)
+	ErrUnknownKey    = fmt.Errorf("%w: sealed under an unknown key", ErrInvalidToken)
+	ErrTampered      = fmt.Errorf("%w: failed authentication", ErrInvalidToken)
+	ErrExpired       = fmt.Errorf("%w: expired", ErrInvalidToken)
+	ErrRevoked       = fmt.Errorf("%w: revoked", ErrInvalidToken)
+	ErrUnknownClient = fmt.Errorf("%w: its client does not exist", ErrInvalidToken)
+	ErrDisabled      = fmt.Errorf("%w: its client is disabled", ErrInvalidToken)
 )
 
 // Claims are what an access token carries, sealed (encrypted and
