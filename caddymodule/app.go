@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -137,14 +138,24 @@ func openState(ctx context.Context, path string) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := openStateOn(ctx, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// openStateOn loads clients, keys and revocations of an open store.
+func openStateOn(ctx context.Context, store *clientstore.BoltStore) (*state, error) {
 	st := &state{store: store}
+	var err error
 	if st.clients, err = clientstore.NewCache(ctx, store); err == nil {
 		if st.sealer, err = introspection.LoadSealer(ctx, store); err == nil {
 			st.revocations, err = introspection.LoadRevocations(ctx, store)
 		}
 	}
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	return st, nil
@@ -186,10 +197,11 @@ func validateIssuer(s string) error {
 	if err != nil {
 		return err
 	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return errors.New("must be an absolute https URL")
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
+		return errors.New("must be an absolute https URL with a host")
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.User != nil {
+	// url.Parse drops an empty fragment ("…#"), so look for '#' itself.
+	if u.RawQuery != "" || u.ForceQuery || strings.Contains(s, "#") || u.User != nil {
 		return errors.New("must have no query, fragment or user info")
 	}
 	return nil

@@ -51,7 +51,6 @@ type Protect struct {
 	authorization bool
 	challenge     string // WWW-Authenticate value of a 403
 	route         *introspection.Route
-	auth          *introspection.Authority
 	logger        *zap.Logger
 }
 
@@ -65,7 +64,15 @@ func (Protect) CaddyModule() caddy.ModuleInfo {
 
 // Provision precomputes the per-route state.
 func (p *Protect) Provision(ctx caddy.Context) error {
-	p.logger = ctx.Logger()
+	app, err := ctx.App("gatehouse")
+	if err != nil {
+		return err
+	}
+	return p.setup(app.(*App), ctx.Logger())
+}
+
+func (p *Protect) setup(app *App, logger *zap.Logger) error {
+	p.logger = logger
 	for _, s := range p.Scopes {
 		if !clientstore.ValidScopeToken(s) {
 			return fmt.Errorf("gatehouse_protect: invalid scope %q (RFC 6749 §3.3)", s)
@@ -83,13 +90,7 @@ func (p *Protect) Provision(ctx caddy.Context) error {
 	if len(p.Scopes) > 0 {
 		p.challenge += `, scope="` + strings.Join(p.Scopes, " ") + `"`
 	}
-	app, err := ctx.App("gatehouse")
-	if err != nil {
-		return err
-	}
-	ga := app.(*App)
-	p.auth = ga.auth
-	p.route = ga.auth.NewPolicyRoute(p.Scopes, p.Audience, ga.IdentityCacheSize)
+	p.route = app.auth.NewPolicyRoute(p.Scopes, p.Audience, app.IdentityCacheSize)
 	return nil
 }
 

@@ -69,14 +69,18 @@ func (s *Server) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	s.app = app.(*App)
-	s.logger = ctx.Logger()
-	base := strings.TrimSuffix(s.app.Issuer, "/")
-	s.assertions = introspection.NewAssertions(s.app.auth.Clients(), s.app.auth.Revocations(), s.app.remoteKeys,
-		s.app.Issuer, base+pathToken, base+pathIntrospect, base+pathRevoke)
+	s.setup(app.(*App), ctx.Logger())
+	return nil
+}
+
+func (s *Server) setup(app *App, logger *zap.Logger) {
+	s.app = app
+	s.logger = logger
+	base := strings.TrimSuffix(app.Issuer, "/")
+	s.assertions = introspection.NewAssertions(app.auth.Clients(), app.auth.Revocations(), app.remoteKeys,
+		app.Issuer, base+pathToken, base+pathIntrospect, base+pathRevoke)
 	s.byAddr = introspection.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000)
 	s.byClient = introspection.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000)
-	return nil
 }
 
 // ServeHTTP routes the authorization server endpoints.
