@@ -51,11 +51,17 @@ func (h *Hasher) Hash(secret string) string {
 }
 
 // Verify reports whether secret matches the encoded hash, in constant time
-// with respect to the secret. An empty or unknown hash never matches.
+// with respect to the secret. Besides the Hasher's own HMAC hashes it
+// verifies hashes imported from Ory Hydra (PBKDF2-SHA256 and bcrypt, see
+// CheckImportedHash). An empty, unknown or out-of-bounds hash never
+// matches.
 func (h *Hasher) Verify(hash, secret string) bool {
 	enc, ok := strings.CutPrefix(hash, hmacPrefix)
 	if !ok {
-		return false
+		if p, ok := parsePBKDF2(hash); ok {
+			return p.verify(secret)
+		}
+		return isBcrypt(hash) && verifyBcrypt(hash, secret)
 	}
 	var want [sha256.Size]byte
 	if len(enc) != base64.RawStdEncoding.EncodedLen(sha256.Size) {
