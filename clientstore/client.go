@@ -19,6 +19,9 @@ var (
 	ErrNotFound = errors.New("client not found")
 	ErrExists   = errors.New("client already exists")
 	ErrLocked   = errors.New("database is locked by another process")
+	// ErrRevisionMismatch: a conditional write found the client at another
+	// revision than the caller expected (someone else changed it first).
+	ErrRevisionMismatch = errors.New("client changed since the expected revision")
 )
 
 // Limits on client fields. They keep one client record small, so that the
@@ -49,6 +52,9 @@ const (
 // MaxJWKSBytes bounds a client's registered key set.
 const MaxJWKSBytes = 32 << 10
 
+// MaxHydraExtraBytes bounds the Hydra fields an imported client keeps.
+const MaxHydraExtraBytes = 16 << 10
+
 // Client is an OAuth 2.0 client. JSON names follow Ory Hydra's client model
 // so that Hydra exports and tooling map onto it directly.
 //
@@ -75,9 +81,27 @@ type Client struct {
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 
-	// SecretHash is the keyed hash of the client secret. It is persisted by
-	// the store but never part of the client's JSON form.
+	// HydraExtra keeps the fields of an imported Ory Hydra client that
+	// Gatehouse has no use for (redirect_uris, response_types, …), as a JSON
+	// object, so that nothing of the source is lost. Informational only.
+	HydraExtra json.RawMessage `json:"hydra_extra,omitempty"`
+
+	// SecretHash is the hash of the client secret: Gatehouse's keyed
+	// HMAC-SHA-256, or a PBKDF2/bcrypt hash imported from Hydra. It is
+	// persisted by the store but never part of the client's JSON form.
 	SecretHash string `json:"-"`
+
+	// PreviousSecretHash is the hash of the secret a rotation replaced; it
+	// keeps authenticating until PreviousSecretExpiresAt (the grace period).
+	// Store-only, like SecretHash.
+	PreviousSecretHash      string    `json:"-"`
+	PreviousSecretExpiresAt time.Time `json:"-"`
+
+	// Revision identifies the stored version of the client: the store
+	// assigns a new, never reused value on every write. Conditional writes
+	// (UpdateClientIf, DeleteClientIf) compare it, and the admin API shows
+	// it as the ETag. It maps onto an etcd key's mod revision.
+	Revision uint64 `json:"-"`
 
 	// Generation changes whenever every token the client holds must stop
 	// working at once (disable, secret rotation). Tokens carry the
@@ -136,6 +160,7 @@ func (c *Client) Clone() *Client {
 	n.GrantTypes = append([]string(nil), c.GrantTypes...)
 	n.Audience = append([]string(nil), c.Audience...)
 	n.JWKS = append(json.RawMessage(nil), c.JWKS...)
+	n.HydraExtra = append(json.RawMessage(nil), c.HydraExtra...)
 	if c.Metadata != nil {
 		// Metadata values are only ever replaced whole, never mutated in
 		// place, so a shallow copy of the top level is enough.
@@ -192,6 +217,15 @@ func (c *Client) Normalize() error {
 		c.TokenEndpointAuthMethod = AuthMethodBasic
 	}
 	c.Scope = strings.Join(SplitScope(c.Scope), " ")
+	if t := bytes.TrimSpace(c.HydraExtra); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		c.HydraExtra = nil
+	} else {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, t); err != nil {
+			return fieldErr("hydra_extra", "must be a JSON object")
+		}
+		c.HydraExtra = buf.Bytes()
+	}
 	return c.Validate()
 }
 
@@ -272,6 +306,15 @@ func (c *Client) Validate() error {
 	case "", TokenStrategyOpaque, TokenStrategyJWT:
 	default:
 		return fieldErr("access_token_strategy", "must be %q or %q", TokenStrategyOpaque, TokenStrategyJWT)
+	}
+	if len(c.HydraExtra) > 0 {
+		if len(c.HydraExtra) > MaxHydraExtraBytes {
+			return fieldErr("hydra_extra", "must be at most %d bytes", MaxHydraExtraBytes)
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(c.HydraExtra, &obj); err != nil || obj == nil {
+			return fieldErr("hydra_extra", "must be a JSON object")
+		}
 	}
 	return nil
 }
