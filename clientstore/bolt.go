@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -87,8 +88,43 @@ func (s *BoltStore) init() error {
 		if got > SchemaVersion {
 			return fmt.Errorf("%s: schema version %d is newer than this Gatehouse supports (%d)", s.path, got, SchemaVersion)
 		}
-		return nil
+		return assignRevisions(tx.Bucket(bucketClients))
 	})
+}
+
+// assignRevisions gives a revision to every client record written before
+// records had one (or by an older Gatehouse after a downgrade), so that
+// every stored client has a distinct, non-zero revision. The format stays
+// readable by older versions, which ignore the field.
+func assignRevisions(b *bolt.Bucket) error {
+	var missing [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if rev, err := storedRevision(v); err == nil && rev == 0 {
+			missing = append(missing, bytes.Clone(k))
+		}
+		return nil // an unreadable record fails later, when it is loaded
+	})
+	if err != nil {
+		return err
+	}
+	// Put after the walk: bbolt forbids changing a bucket inside ForEach.
+	for _, k := range missing {
+		c, err := decodeClient(b.Get(k))
+		if err != nil {
+			return err
+		}
+		if c.Revision, err = b.NextSequence(); err != nil {
+			return err
+		}
+		val, err := encodeClient(c)
+		if err != nil {
+			return err
+		}
+		if err := b.Put(k, val); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Path is the file the store lives in.
@@ -101,12 +137,21 @@ func (s *BoltStore) Close() error { return s.db.Close() }
 // never leave the store.
 type record struct {
 	*Client
-	SecretHash string `json:"secret_hash,omitempty"`
-	Generation uint64 `json:"generation"`
+	SecretHash              string     `json:"secret_hash,omitempty"`
+	PreviousSecretHash      string     `json:"previous_secret_hash,omitempty"`
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
+	Generation              uint64     `json:"generation"`
+	Revision                uint64     `json:"revision"`
 }
 
 func encodeClient(c *Client) ([]byte, error) {
-	return json.Marshal(record{Client: c, SecretHash: c.SecretHash, Generation: c.Generation})
+	r := record{Client: c, SecretHash: c.SecretHash, Generation: c.Generation, Revision: c.Revision}
+	if c.PreviousSecretHash != "" {
+		r.PreviousSecretHash = c.PreviousSecretHash
+		exp := c.PreviousSecretExpiresAt.UTC()
+		r.PreviousSecretExpiresAt = &exp
+	}
+	return json.Marshal(r)
 }
 
 func decodeClient(b []byte) (*Client, error) {
@@ -118,39 +163,102 @@ func decodeClient(b []byte) (*Client, error) {
 	}
 	r.Client.SecretHash = r.SecretHash
 	r.Client.Generation = r.Generation
+	r.Client.Revision = r.Revision
+	if r.PreviousSecretHash != "" && r.PreviousSecretExpiresAt != nil {
+		r.Client.PreviousSecretHash = r.PreviousSecretHash
+		r.Client.PreviousSecretExpiresAt = *r.PreviousSecretExpiresAt
+	}
 	return r.Client, nil
 }
 
-func (s *BoltStore) putClient(c *Client, mustExist bool) error {
-	val, err := encodeClient(c)
-	if err != nil {
-		return err
+// storedRevision reads only the revision of a stored record.
+func storedRevision(v []byte) (uint64, error) {
+	var r struct {
+		Revision uint64 `json:"revision"`
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	if err := json.Unmarshal(v, &r); err != nil {
+		return 0, fmt.Errorf("decoding stored client: %w", err)
+	}
+	return r.Revision, nil
+}
+
+// putClient writes c in one transaction: the existence and revision checks
+// and the write cannot be separated by another writer. The new revision
+// comes from the clients bucket's sequence, so it is never reused.
+func (s *BoltStore) putClient(c *Client, mustExist bool, rev uint64) error {
+	var next uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketClients)
-		exists := b.Get([]byte(c.ID)) != nil
+		old := b.Get([]byte(c.ID))
 		switch {
-		case mustExist && !exists:
+		case mustExist && old == nil:
 			return ErrNotFound
-		case !mustExist && exists:
+		case !mustExist && old != nil:
 			return ErrExists
+		}
+		if rev != 0 {
+			cur, err := storedRevision(old)
+			if err != nil {
+				return err
+			}
+			if cur != rev {
+				return ErrRevisionMismatch
+			}
+		}
+		var err error
+		if next, err = b.NextSequence(); err != nil {
+			return err
+		}
+		stored := *c
+		stored.Revision = next
+		val, err := encodeClient(&stored)
+		if err != nil {
+			return err
 		}
 		return b.Put([]byte(c.ID), val)
 	})
+	if err == nil {
+		c.Revision = next
+	}
+	return err
 }
 
 // CreateClient implements Store.
-func (s *BoltStore) CreateClient(_ context.Context, c *Client) error { return s.putClient(c, false) }
+func (s *BoltStore) CreateClient(_ context.Context, c *Client) error {
+	return s.putClient(c, false, 0)
+}
 
 // UpdateClient implements Store.
-func (s *BoltStore) UpdateClient(_ context.Context, c *Client) error { return s.putClient(c, true) }
+func (s *BoltStore) UpdateClient(_ context.Context, c *Client) error {
+	return s.putClient(c, true, 0)
+}
+
+// UpdateClientIf implements Store.
+func (s *BoltStore) UpdateClientIf(_ context.Context, c *Client, rev uint64) error {
+	return s.putClient(c, true, rev)
+}
 
 // DeleteClient implements Store.
-func (s *BoltStore) DeleteClient(_ context.Context, id string) error {
+func (s *BoltStore) DeleteClient(ctx context.Context, id string) error {
+	return s.DeleteClientIf(ctx, id, 0)
+}
+
+// DeleteClientIf implements Store.
+func (s *BoltStore) DeleteClientIf(_ context.Context, id string, rev uint64) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketClients)
-		if b.Get([]byte(id)) == nil {
+		old := b.Get([]byte(id))
+		if old == nil {
 			return ErrNotFound
+		}
+		if rev != 0 {
+			cur, err := storedRevision(old)
+			if err != nil {
+				return err
+			}
+			if cur != rev {
+				return ErrRevisionMismatch
+			}
 		}
 		return b.Delete([]byte(id))
 	})
@@ -254,5 +362,71 @@ func (s *BoltStore) PruneRevocations(_ context.Context, now time.Time) error {
 	})
 }
 
-// Interface guard.
-var _ Store = (*BoltStore)(nil)
+// Backup implements Backuper with bbolt's hot backup: a read transaction
+// sees one consistent state of the file and streams it while writers go
+// on. The copy is a complete bbolt file, keys included.
+func (s *BoltStore) Backup(w io.Writer, begin func(size int64)) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if begin != nil {
+			begin(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupInfo describes a backup file.
+type BackupInfo struct {
+	SchemaVersion int
+	Clients       int
+}
+
+// InspectBackup opens a bbolt file read-only and checks that it is a
+// Gatehouse store this version can open: its schema version, and every
+// client record readable. Run it on a backup before relying on it; never
+// on the file a running Caddy holds (it would wait for the lock).
+func InspectBackup(path string) (BackupInfo, error) {
+	var info BackupInfo
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return info, fmt.Errorf("opening %s: %w", path, ErrLocked)
+		}
+		return info, fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		meta, clients := tx.Bucket(bucketMeta), tx.Bucket(bucketClients)
+		if meta == nil || clients == nil || tx.Bucket(bucketKeys) == nil {
+			return errors.New("not a Gatehouse store (buckets missing)")
+		}
+		v, err := strconv.Atoi(string(meta.Get(keySchemaVersion)))
+		if err != nil {
+			return errors.New("unreadable schema version")
+		}
+		if v > SchemaVersion {
+			return fmt.Errorf("schema version %d is newer than this Gatehouse supports (%d)", v, SchemaVersion)
+		}
+		info.SchemaVersion = v
+		return clients.ForEach(func(_, val []byte) error {
+			if _, err := decodeClient(val); err != nil {
+				return err
+			}
+			info.Clients++
+			return nil
+		})
+	})
+	if err != nil {
+		return info, fmt.Errorf("%s: %w", path, err)
+	}
+	return info, nil
+}
+
+// Interface guards.
+var (
+	_ Store    = (*BoltStore)(nil)
+	_ Backuper = (*BoltStore)(nil)
+)

@@ -4,14 +4,31 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // secretKeyName names the HMAC key for client secrets in the store.
 const secretKeyName = "client-secret-hmac"
+
+// Secret rotation grace periods.
+const (
+	// DefaultSecretGracePeriod is how long a rotated-away secret keeps
+	// working unless the caller says otherwise.
+	DefaultSecretGracePeriod = 24 * time.Hour
+	// MaxSecretGracePeriod bounds it: a "rotated" secret that stays valid
+	// for months is not rotated.
+	MaxSecretGracePeriod = 30 * 24 * time.Hour
+)
+
+// maxStaleRetries bounds how often a write is recomputed when the store
+// turns out to hold a newer client than memory (another writer on a shared
+// store); with bbolt, memory and disk agree and this never happens.
+const maxStaleRetries = 3
 
 // Cache holds every client in memory in front of a Store, so that token
 // issuance and checks never touch the disk. Reads are lock-free; writes go
@@ -21,7 +38,7 @@ type Cache struct {
 	store  Store
 	hasher *Hasher
 	dummy  string // a hash to verify against for unknown client ids
-	now    func() time.Time
+	clock  atomic.Pointer[func() time.Time]
 
 	clients sync.Map   // client_id → *Client (immutable snapshot)
 	writeMu sync.Mutex // serializes writers so store and memory agree
@@ -37,7 +54,7 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{store: store, hasher: hasher, dummy: hasher.Hash(""), now: time.Now}
+	c := &Cache{store: store, hasher: hasher, dummy: hasher.Hash("")}
 	err = store.ForEachClient(ctx, func(cl *Client) error {
 		c.clients.Store(cl.ID, cl)
 		return nil
@@ -46,6 +63,24 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 		return nil, fmt.Errorf("loading clients: %w", err)
 	}
 	return c, nil
+}
+
+// SetClock replaces the cache's time source (nil: the system clock). Only
+// timestamps and the expiry of rotated-away secrets depend on it; tests use
+// it to step past a grace period without sleeping.
+func (c *Cache) SetClock(now func() time.Time) {
+	if now == nil {
+		c.clock.Store(nil)
+		return
+	}
+	c.clock.Store(&now)
+}
+
+func (c *Cache) now() time.Time {
+	if f := c.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 func randomGeneration() (uint64, error) {
@@ -86,9 +121,43 @@ func (c *Cache) List() []*Client {
 	return out
 }
 
-// Authenticate returns the client if id exists and secret is its secret.
-// It does not judge whether the client may use the token endpoint (it may
-// be disabled): callers decide that.
+// ListOptions selects a page of clients.
+type ListOptions struct {
+	// After is the client_id the previous page ended with ("" for the
+	// first page). Paging by key keeps pages stable while clients come and
+	// go: nothing is skipped or repeated that existed throughout.
+	After string
+	// Limit is the page size; 0 or less means no limit.
+	Limit int
+	// Owner, if not nil, keeps only the clients with this exact owner.
+	Owner *string
+}
+
+// Page returns the clients after opts.After in client_id order, at most
+// opts.Limit of them, whether more follow, and how many clients match the
+// filter in all.
+func (c *Cache) Page(opts ListOptions) (page []*Client, more bool, total int) {
+	for _, cl := range c.List() {
+		if opts.Owner != nil && cl.Owner != *opts.Owner {
+			continue
+		}
+		total++
+		if cl.ID <= opts.After {
+			continue
+		}
+		if opts.Limit > 0 && len(page) == opts.Limit {
+			more = true
+			continue
+		}
+		page = append(page, cl)
+	}
+	return page, more, total
+}
+
+// Authenticate returns the client if id exists and secret is its secret,
+// or its previous secret while that one's grace period lasts. It does not
+// judge whether the client may use the token endpoint (it may be
+// disabled): callers decide that.
 func (c *Cache) Authenticate(id, secret string) (*Client, bool) {
 	cl, ok := c.Get(id)
 	if !ok {
@@ -97,28 +166,65 @@ func (c *Cache) Authenticate(id, secret string) (*Client, bool) {
 		c.hasher.Verify(c.dummy, secret)
 		return nil, false
 	}
-	return cl, c.hasher.Verify(cl.SecretHash, secret)
+	ok = c.hasher.Verify(cl.SecretHash, secret)
+	if cl.PreviousSecretHash != "" && c.now().Before(cl.PreviousSecretExpiresAt) {
+		// Checked whichever way the first check went, so the time taken
+		// does not tell which of the two secrets was presented.
+		prev := c.hasher.Verify(cl.PreviousSecretHash, secret)
+		ok = ok || prev
+	}
+	return cl, ok
 }
 
 // Create validates and stores a new client with a freshly generated secret,
 // which it returns: it is stored only as a hash and cannot be shown again.
 func (c *Cache) Create(ctx context.Context, cl *Client) (*Client, string, error) {
 	cl = cl.Clone()
+	cl.CreatedAt = time.Time{}
+	return c.create(ctx, cl, "")
+}
+
+// Import stores a client brought over from another server (Ory Hydra). With
+// a secretHash (see CheckImportedHash) the client keeps its existing
+// secret and the returned secret is empty; without one a new secret is
+// generated and returned, as by Create. A non-zero cl.CreatedAt is kept.
+func (c *Cache) Import(ctx context.Context, cl *Client, secretHash string) (*Client, string, error) {
+	if secretHash != "" {
+		if err := CheckImportedHash(secretHash); err != nil {
+			return nil, "", err
+		}
+	}
+	return c.create(ctx, cl.Clone(), secretHash)
+}
+
+// create stores cl, a copy the caller no longer uses.
+func (c *Cache) create(ctx context.Context, cl *Client, secretHash string) (*Client, string, error) {
 	if err := cl.Normalize(); err != nil {
 		return nil, "", err
 	}
-	secret, err := GenerateSecret()
-	if err != nil {
-		return nil, "", err
+	var secret string
+	if secretHash == "" {
+		var err error
+		if secret, err = GenerateSecret(); err != nil {
+			return nil, "", err
+		}
+		secretHash = c.hasher.Hash(secret)
 	}
 	now := c.now().UTC().Truncate(time.Second)
-	cl.SecretHash = c.hasher.Hash(secret)
+	cl.SecretHash = secretHash
+	cl.PreviousSecretHash, cl.PreviousSecretExpiresAt = "", time.Time{}
 	// A random first generation: tokens of a deleted client must not come
 	// back to life for a new client that reuses its id.
+	var err error
 	if cl.Generation, err = randomGeneration(); err != nil {
 		return nil, "", err
 	}
-	cl.CreatedAt, cl.UpdatedAt = now, now
+	if cl.CreatedAt.IsZero() {
+		cl.CreatedAt = now
+	} else {
+		cl.CreatedAt = cl.CreatedAt.UTC().Truncate(time.Second)
+	}
+	cl.UpdatedAt = now
 
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
@@ -133,36 +239,150 @@ func (c *Cache) Create(ctx context.Context, cl *Client) (*Client, string, error)
 // keeping its secret, generation and creation time.
 func (c *Cache) Update(ctx context.Context, cl *Client) (*Client, error) {
 	cl = cl.Clone()
-	if err := cl.Normalize(); err != nil {
-		return nil, err
+	return c.Modify(ctx, cl.ID, 0, func(*Client) (*Client, error) { return cl, nil })
+}
+
+// Modify changes an existing client: edit gets a copy of the current
+// client and returns the wanted operator-settable state (as Update takes
+// it); the secret, generation and creation time are kept whatever edit
+// returns. With ifRevision non-zero the write happens only if the client
+// is still at that revision (ErrRevisionMismatch otherwise), checked in the
+// same store transaction as the write. edit runs under the cache's write
+// lock: it must be quick and must not call back into the cache.
+func (c *Cache) Modify(ctx context.Context, id string, ifRevision uint64, edit func(cur *Client) (*Client, error)) (*Client, error) {
+	return c.replace(ctx, id, ifRevision, func(cur *Client, now time.Time) (*Client, error) {
+		next, err := edit(cur.Clone())
+		if err != nil {
+			return nil, err
+		}
+		next = next.Clone()
+		if next.ID != id {
+			return nil, fieldErr("client_id", "cannot be changed (%q is %q)", id, next.ID)
+		}
+		if err := next.Normalize(); err != nil {
+			return nil, err
+		}
+		next.SecretHash, next.Generation, next.CreatedAt = cur.SecretHash, cur.Generation, cur.CreatedAt
+		next.PreviousSecretHash, next.PreviousSecretExpiresAt = cur.PreviousSecretHash, cur.PreviousSecretExpiresAt
+		if next.Disabled && !cur.Disabled {
+			// Re-enabling a client later must not bring back tokens it held
+			// when it was disabled (perhaps because they leaked).
+			next.Generation++
+		}
+		return next, nil
+	})
+}
+
+// RotateSecret gives a client a new secret, which it returns: it is stored
+// only as a hash and cannot be shown again. The secret it replaces keeps
+// authenticating for grace (only the latest replaced secret: rotating again
+// ends the previous grace period). With grace 0 the old secret stops at
+// once, and so does every token the client holds (its generation changes).
+// Tokens minted before a rotation with grace > 0 stay valid until they
+// expire. ifRevision works as for Modify.
+func (c *Cache) RotateSecret(ctx context.Context, id string, grace time.Duration, ifRevision uint64) (*Client, string, error) {
+	if grace < 0 || grace > MaxSecretGracePeriod {
+		return nil, "", fieldErr("grace_period", "must be between 0s and %s", MaxSecretGracePeriod)
 	}
+	secret, err := GenerateSecret()
+	if err != nil {
+		return nil, "", err
+	}
+	hash := c.hasher.Hash(secret)
+	cl, err := c.replace(ctx, id, ifRevision, func(cur *Client, now time.Time) (*Client, error) {
+		next := cur.Clone()
+		next.SecretHash = hash
+		if grace > 0 {
+			next.PreviousSecretHash, next.PreviousSecretExpiresAt = cur.SecretHash, now.Add(grace).UTC()
+		} else {
+			next.PreviousSecretHash, next.PreviousSecretExpiresAt = "", time.Time{}
+			next.Generation++
+		}
+		return next, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return cl, secret, nil
+}
+
+// replace is the read-modify-write behind every change of an existing
+// client. Under the write lock it computes the next state from the current
+// snapshot and writes it on the condition that the store still holds that
+// snapshot's revision, so a write is never based on a stale read. If the
+// store holds something newer (a writer this cache did not see), the
+// client is reloaded and, unless the caller pinned a revision, the change
+// is recomputed on the fresh state.
+func (c *Cache) replace(ctx context.Context, id string, ifRevision uint64, next func(cur *Client, now time.Time) (*Client, error)) (*Client, error) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	old, ok := c.Get(cl.ID)
-	if !ok {
-		return nil, ErrNotFound
+	for attempt := 0; ; attempt++ {
+		cur, ok := c.Get(id)
+		if !ok {
+			return nil, ErrNotFound
+		}
+		if ifRevision != 0 && cur.Revision != ifRevision {
+			return nil, ErrRevisionMismatch
+		}
+		now := c.now().UTC()
+		n, err := next(cur, now)
+		if err != nil {
+			return nil, err
+		}
+		if n.PreviousSecretHash != "" && !now.Before(n.PreviousSecretExpiresAt) {
+			n.PreviousSecretHash, n.PreviousSecretExpiresAt = "", time.Time{}
+		}
+		n.UpdatedAt = now.Truncate(time.Second)
+		err = c.store.UpdateClientIf(ctx, n, cur.Revision)
+		if errors.Is(err, ErrRevisionMismatch) || errors.Is(err, ErrNotFound) {
+			if rerr := c.reload(ctx, id); rerr != nil {
+				return nil, rerr
+			}
+			if errors.Is(err, ErrRevisionMismatch) && ifRevision == 0 && attempt < maxStaleRetries {
+				continue
+			}
+			return nil, err
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.clients.Store(id, n)
+		return n, nil
 	}
-	cl.SecretHash, cl.Generation, cl.CreatedAt = old.SecretHash, old.Generation, old.CreatedAt
-	if cl.Disabled && !old.Disabled {
-		// Re-enabling a client later must not bring back tokens it held
-		// when it was disabled (perhaps because they leaked).
-		cl.Generation++
+}
+
+// reload replaces the in-memory snapshot of one client with the store's.
+func (c *Cache) reload(ctx context.Context, id string) error {
+	cl, err := c.store.GetClient(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		c.clients.Delete(id)
+		return nil
+	case err != nil:
+		return fmt.Errorf("reloading client %s: %w", id, err)
 	}
-	cl.UpdatedAt = c.now().UTC().Truncate(time.Second)
-	if err := c.store.UpdateClient(ctx, cl); err != nil {
-		return nil, err
-	}
-	c.clients.Store(cl.ID, cl)
-	return cl, nil
+	c.clients.Store(id, cl)
+	return nil
 }
 
 // Delete removes a client; every token it holds stops working at once.
 func (c *Cache) Delete(ctx context.Context, id string) error {
+	return c.DeleteIf(ctx, id, 0)
+}
+
+// DeleteIf removes a client if it is at revision ifRevision (any revision
+// if 0), checked in the same store transaction as the delete.
+func (c *Cache) DeleteIf(ctx context.Context, id string, ifRevision uint64) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if err := c.store.DeleteClient(ctx, id); err != nil {
-		return err
+	err := c.store.DeleteClientIf(ctx, id, ifRevision)
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound):
+		c.clients.Delete(id)
+	case errors.Is(err, ErrRevisionMismatch):
+		if rerr := c.reload(ctx, id); rerr != nil {
+			return rerr
+		}
 	}
-	c.clients.Delete(id)
-	return nil
+	return err
 }

@@ -39,7 +39,7 @@ func newTestCache(t *testing.T) (*Cache, *BoltStore, *fakeClock) {
 	}
 	// Not in UTC and not on a whole second, to see Cache normalize both.
 	clock := &fakeClock{t: time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.FixedZone("X", 5*3600))}
-	c.now = clock.Now
+	c.SetClock(clock.Now)
 	return c, s, clock
 }
 
@@ -385,8 +385,10 @@ func TestCacheListOrdered(t *testing.T) {
 func TestNewCacheLoadsExistingClients(t *testing.T) {
 	ctx := context.Background()
 	s := openTestBolt(t, testDBPath(t))
+	stored := map[string]*Client{}
 	for _, id := range []string{"b", "a"} {
-		if err := s.CreateClient(ctx, storedClient(t, id)); err != nil {
+		stored[id] = storedClient(t, id)
+		if err := s.CreateClient(ctx, stored[id]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -402,7 +404,10 @@ func TestNewCacheLoadsExistingClients(t *testing.T) {
 		if !ok {
 			t.Fatalf("Get(%q) after NewCache = not found, want the stored client", id)
 		}
-		wantSameClient(t, got, storedClient(t, id))
+		if got.Revision == 0 {
+			t.Errorf("Get(%q).Revision = 0, want the revision the store assigned", id)
+		}
+		wantSameClient(t, got, stored[id]) // CreateClient set stored[id].Revision
 	}
 	if list := c.List(); len(list) != 2 || list[0].ID != "a" || list[1].ID != "b" {
 		t.Fatalf("List after NewCache = %d clients, want a, b", len(list))
