@@ -1,6 +1,9 @@
 package introspection
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Errors of ParseBearer.
 var (
@@ -17,7 +20,7 @@ func ParseBearer(h string) (string, error) {
 		return "", ErrNoCredentials
 	}
 	const scheme = "bearer"
-	if len(h) < len(scheme)+2 || !asciiEqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' {
+	if len(h) < len(scheme)+2 || !strings.EqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' {
 		return "", ErrBadCredentials
 	}
 	tok := h[len(scheme)+1:]
@@ -47,23 +50,4 @@ func ParseBearer(h string) (string, error) {
 func isB64TokenChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
-}
-
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
