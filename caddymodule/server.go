@@ -47,6 +47,11 @@ const maxFormBytes = 64 << 10
 // server endpoints for machine clients. Requests to other paths pass
 // through to the next handler.
 type Server struct {
+	// prefix is the issuer's path ("" or e.g. "/tenant"): the endpoints
+	// answer under it as well as at their fixed paths, and the metadata
+	// also at /.well-known/oauth-authorization-server<prefix> (RFC 8414
+	// §3.1).
+	prefix     string
 	app        *App
 	logger     *zap.Logger
 	assertions *introspection.Assertions
@@ -76,6 +81,9 @@ func (s *Server) Provision(ctx caddy.Context) error {
 func (s *Server) setup(app *App, logger *zap.Logger) {
 	s.app = app
 	s.logger = logger
+	if u, err := url.Parse(app.Issuer); err == nil {
+		s.prefix = strings.TrimSuffix(u.Path, "/")
+	}
 	base := strings.TrimSuffix(app.Issuer, "/")
 	s.assertions = introspection.NewAssertions(app.auth.Clients(), app.auth.Revocations(), app.remoteKeys,
 		app.Issuer, base+pathToken, base+pathIntrospect, base+pathRevoke)
@@ -85,7 +93,15 @@ func (s *Server) setup(app *App, logger *zap.Logger) {
 
 // ServeHTTP routes the authorization server endpoints.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	switch r.URL.Path {
+	path := r.URL.Path
+	if s.prefix != "" {
+		if path == pathMetadata+s.prefix {
+			path = pathMetadata
+		} else if rest, ok := strings.CutPrefix(path, s.prefix); ok && strings.HasPrefix(rest, "/") {
+			path = rest
+		}
+	}
+	switch path {
 	case pathToken:
 		if !allowMethods(w, r, http.MethodPost) {
 			return nil
@@ -279,7 +295,13 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := introspection.Response{Active: false}
-	if res, err := s.app.auth.Check(form.Get("token")); err == nil {
+	res, err := s.app.auth.Check(form.Get("token"))
+	// Like Hydra, an optional `scope` lists scopes the token must have;
+	// Oathkeeper's default scope_strategy "none" relies on it.
+	if required := clientstore.SplitScope(form.Get("scope")); err == nil && !res.HasScopes(required) {
+		err = introspection.ErrInsufficientScope
+	}
+	if err == nil {
 		resp = res.Response()
 	} else if ce := s.logger.Check(zapcore.DebugLevel, "introspected inactive token"); ce != nil {
 		ce.Write(zap.String("caller", caller.ID), zap.String("reason", err.Error()))

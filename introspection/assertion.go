@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ const (
 	maxRemoteJWKSBytes   = 64 << 10
 	remoteJWKSTTL        = 5 * time.Minute
 	remoteJWKSTimeout    = 5 * time.Second
+	remoteJWKSRefetch    = 30 * time.Second // earliest refetch for an unknown kid
 )
 
 // ErrAssertion is wrapped by every refusal of a client assertion.
@@ -96,7 +98,7 @@ func (v *Assertions) Verify(ctx context.Context, assertion, clientID string) (*c
 	if !ok || client.TokenEndpointAuthMethod != clientstore.AuthMethodPrivateKeyJWT {
 		return nil, assertionErr("no client registered for private_key_jwt under this iss")
 	}
-	set, err := v.keySet(ctx, client)
+	set, err := v.keySet(ctx, client, jws.Signatures[0].Header.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +113,10 @@ func (v *Assertions) Verify(ctx context.Context, assertion, clientID string) (*c
 	if err := v.checkClaims(&c, id); err != nil {
 		return nil, err
 	}
-	if err := v.replay.Use(ctx, id+":"+c.Jti, time.Unix(*c.Exp, 0).Add(assertionLeeway)); err != nil {
+	// Length-prefixed, so no client's jti can stand for another's:
+	// client ids may contain ':'.
+	once := strconv.Itoa(len(id)) + ":" + id + ":" + c.Jti
+	if err := v.replay.Use(ctx, once, time.Unix(*c.Exp, 0).Add(assertionLeeway)); err != nil {
 		if errors.Is(err, ErrReplay) {
 			return nil, assertionErr("jti was already used (RFC 7523 §3)")
 		}
@@ -153,9 +158,9 @@ func (v *Assertions) audienceOK(aud []string) bool {
 }
 
 // keySet returns the client's registered public keys.
-func (v *Assertions) keySet(ctx context.Context, c *clientstore.Client) (*jose.JSONWebKeySet, error) {
+func (v *Assertions) keySet(ctx context.Context, c *clientstore.Client, kid string) (*jose.JSONWebKeySet, error) {
 	if c.JWKSURI != "" {
-		return v.keys.Get(ctx, c.JWKSURI)
+		return v.keys.Get(ctx, c.JWKSURI, kid)
 	}
 	return ParseJWKS(c.JWKS)
 }
@@ -226,12 +231,15 @@ func NewRemoteKeys(client *http.Client) *RemoteKeys {
 	return &RemoteKeys{client: client, cache: make(map[string]remoteEntry), now: time.Now}
 }
 
-// Get returns the key set at uri, from cache while fresh.
-func (r *RemoteKeys) Get(ctx context.Context, uri string) (*jose.JSONWebKeySet, error) {
+// Get returns the key set at uri, from cache while fresh. A kid the cached
+// set lacks (the client rotated its keys) refetches, at most every
+// remoteJWKSRefetch.
+func (r *RemoteKeys) Get(ctx context.Context, uri, kid string) (*jose.JSONWebKeySet, error) {
 	r.mu.Lock()
 	e, ok := r.cache[uri]
 	r.mu.Unlock()
-	if ok && r.now().Sub(e.fetched) < remoteJWKSTTL {
+	age := r.now().Sub(e.fetched)
+	if ok && age < remoteJWKSTTL && (kid == "" || len(e.set.Key(kid)) > 0 || age < remoteJWKSRefetch) {
 		return e.set, nil
 	}
 	v, err, _ := r.group.Do(uri, func() (any, error) { return r.fetch(ctx, uri) })

@@ -483,7 +483,7 @@ func TestAssertionReplay(t *testing.T) {
 	refused(t, c, err, "the used assertion after a restart")
 
 	exp := time.Unix(claims["exp"].(int64), 0)
-	onceKey := oneTimePrefix + "svc:" + claims["jti"].(string)
+	onceKey := oneTimePrefix + "3:svc:" + claims["jti"].(string) // length-prefixed client id
 	stored := func() bool {
 		t.Helper()
 		found := false
@@ -765,7 +765,7 @@ func TestAssertionRemoteJWKS(t *testing.T) {
 	fresh := func() *RemoteKeys { return NewRemoteKeys(srv.Client()) }
 	get := func(t *testing.T, uri string) (*jose.JSONWebKeySet, error) {
 		t.Helper()
-		return fresh().Get(ctx, uri)
+		return fresh().Get(ctx, uri, "")
 	}
 
 	t.Run("64 KiB is the limit", func(t *testing.T) {
@@ -817,7 +817,7 @@ func TestAssertionRemoteJWKS(t *testing.T) {
 		}))
 		defer plain.Close()
 		for _, uri := range []string{plain.URL, strings.Replace(srv.URL, "https://", "http://", 1), "ftp://example.com/jwks", "file:///etc/passwd", "//example.com/jwks", ""} {
-			if set, err := fresh().Get(ctx, uri); err == nil || !errors.Is(err, ErrAssertion) {
+			if set, err := fresh().Get(ctx, uri, ""); err == nil || !errors.Is(err, ErrAssertion) {
 				t.Errorf("jwks_uri %q: %v, %v; want refused with ErrAssertion", uri, set, err)
 			}
 		}
@@ -907,4 +907,23 @@ func FuzzAssertionVerify(f *testing.F) {
 			t.Fatalf("Verify(%q, %q): error %v does not wrap ErrAssertion", assertion, clientID, err)
 		}
 	})
+}
+
+// Client ids may contain ':': one client's jti must never count as a use
+// of another's (RFC 7523 §3 replay protection is per client).
+func TestAssertionReplayKeysDoNotCollide(t *testing.T) {
+	ae := newAssertionEnv(t)
+	k := keysOfEachAlg(t)[2]
+	ae.pkjwtClient("a", jwksOf(t, k.public()))
+	ae.pkjwtClient("a:b", jwksOf(t, k.public()))
+	c1 := claimsFor("a", ae.clock.Now())
+	c1["jti"] = "b:c"
+	if _, err := ae.v.Verify(context.Background(), signAssertion(t, k, k.kid, c1, nil), ""); err != nil {
+		t.Fatal(err)
+	}
+	c2 := claimsFor("a:b", ae.clock.Now())
+	c2["jti"] = "c"
+	if _, err := ae.v.Verify(context.Background(), signAssertion(t, k, k.kid, c2, nil), ""); err != nil {
+		t.Fatalf("client a:b's jti c refused after client a used jti b:c: %v", err)
+	}
 }

@@ -64,6 +64,9 @@ func (l *Limiter) Fail(key string) {
 	}
 	if now.Sub(e.windowStart) > l.Window {
 		e.failures, e.windowStart = 0, now
+		if now.Sub(e.blockedUntil) > l.Max {
+			e.strikes = 0 // well-behaved for a while: start over
+		}
 	}
 	e.failures++
 	if e.failures > l.Threshold {

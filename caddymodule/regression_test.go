@@ -1,0 +1,73 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// Oathkeeper's default scope_strategy "none" sends the rule's required
+// scopes as `scope` and relies on the server to answer inactive when the
+// token lacks one, as Hydra does.
+func TestIntrospectionScopeParameter(t *testing.T) {
+	be := newBackend(t)
+	startGateway(t, filepath.Join(t.TempDir(), "gatehouse.db"), be.Listener.Addr().String())
+	ok := createClient(t, `{"client_name":"oathkeeper","introspect":true}`)
+	holder := createClient(t, demoClient)
+	tok := fetchToken(t, holder, "orders:read").AccessToken
+	r := oathkeeperRule{RequiredScope: []string{"orders:admin"}, ScopeStrategy: "none"}
+	if s, err := oathkeeperAuthenticate(t, r, ok, tok); err == nil {
+		t.Fatalf("Oathkeeper (scope_strategy none) admits a token without orders:admin as %s", s.Subject)
+	}
+	r.RequiredScope = []string{"orders:read"}
+	if _, err := oathkeeperAuthenticate(t, r, ok, tok); err != nil {
+		t.Fatalf("Oathkeeper (scope_strategy none) refuses a token that has orders:read: %v", err)
+	}
+}
+
+// RFC 8414 §3.1: with an issuer that has a path, the metadata lives at
+// /.well-known/oauth-authorization-server<path>, and the endpoints it
+// advertises under the issuer's path answer.
+func TestIssuerWithPath(t *testing.T) {
+	cfg := fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	gatehouse {
+		storage bolt %s
+		issuer http://localhost:9080/tenant
+	}
+}
+http://localhost:9080 {
+	route {
+		gatehouse_server
+		respond "fell through" 404
+	}
+}
+`, filepath.Join(t.TempDir(), "g.db"))
+	caddytest.NewTester(t).InitServer(cfg, "caddyfile")
+	resp, b := endpointRequest(t, http.MethodGet, "/.well-known/oauth-authorization-server/tenant", "", "", "", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /.well-known/oauth-authorization-server/tenant: %d %s, want 200", resp.StatusCode, b)
+	}
+	var md map[string]any
+	if err := json.Unmarshal(b, &md); err != nil || md["issuer"] != "http://localhost:9080/tenant" {
+		t.Fatalf("metadata issuer = %v (%v), want http://localhost:9080/tenant", md["issuer"], err)
+	}
+	if md["token_endpoint"] != "http://localhost:9080/tenant/oauth2/token" {
+		t.Errorf("token_endpoint = %v", md["token_endpoint"])
+	}
+	resp, b = endpointRequest(t, http.MethodPost, "/tenant/oauth2/token", "", formType, "", "grant_type=client_credentials", nil)
+	if resp.StatusCode != http.StatusUnauthorized || jsonField(b, "error") != "invalid_client" {
+		t.Errorf("POST /tenant/oauth2/token without credentials: %d %s, want 401 invalid_client from the token endpoint", resp.StatusCode, b)
+	}
+	resp, b = endpointRequest(t, http.MethodGet, "/tenant/.well-known/jwks.json", "", "", "", "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /tenant/.well-known/jwks.json: %d %s", resp.StatusCode, b)
+	}
+}
