@@ -122,7 +122,7 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	// 3.–5. The token checked in memory, the route policy applied on every
 	// request, the identity JWT signed only on a cache miss.
-	g, err := p.route.Authorize(tok)
+	g, err := p.route.Authorize(r.Context(), tok)
 	if err != nil {
 		var se *introspection.ScopeError
 		if errors.As(err, &se) {

@@ -1,13 +1,17 @@
 package introspection
 
 import (
+	"cmp"
+	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"hash/maphash"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
 )
@@ -60,16 +64,24 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 
 // Route authorizes requests for one protected route and hands out its
 // identity JWTs. The outcome for a token — checked claims, signed identity
-// JWT, header values, placeholders — is cached as a Grant keyed by the
-// token string, so a warm request neither decrypts nor signs: it looks the
-// token up, then re-checks what can change (expiry, revocation, the
+// JWT, header values, placeholders — is cached as a Grant, so a warm
+// request neither decrypts, nor calls a remote server, nor signs: it looks
+// the token up, then re-checks what can change (expiry, revocation, the
 // client's current snapshot) and the route policy.
+//
+// Grants for Gatehouse's own tokens are keyed by the token string. Grants
+// for tokens checked by a remote server (RouteConfig.Remote) are keyed by
+// the token's SHA-256, never by the token itself, and are never reused past
+// the remote answer's Until (so neither past the token's exp nor past the
+// remote cache's TTL).
 type Route struct {
 	auth     *Authority
 	audience []string // aud of identity JWTs; nil: the token's own
 	scopes   []string // policy: all required
 	needAud  string   // policy: must be one of the token's audiences
 	cache    *identityCache
+	remote   Introspector
+	enrich   Enrichment
 }
 
 // ErrInsufficientScope is a token valid but lacking the route's scope or
@@ -84,6 +96,81 @@ func (e *ScopeError) Error() string { return ErrInsufficientScope.Error() }
 // Is makes errors.Is(err, ErrInsufficientScope) hold.
 func (e *ScopeError) Is(target error) bool { return target == ErrInsufficientScope }
 
+// ErrUnavailable is a token that cannot be checked now because the
+// authorization server that must vouch for it is down, slow or answering
+// nonsense. It is not the token's fault: clients should retry (HTTP 503),
+// not fetch a new token.
+var ErrUnavailable = errors.New("the token cannot be checked now")
+
+// UnavailableError is ErrUnavailable with a hint of when to retry.
+type UnavailableError struct {
+	RetryAfter time.Duration // 0: no hint
+	Err        error         // the cause, for logs
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Err == nil {
+		return ErrUnavailable.Error()
+	}
+	return ErrUnavailable.Error() + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnavailable) hold.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// Introspector checks tokens that are not Gatehouse's own at another
+// authorization server (package introspection/remote, RFC 7662).
+type Introspector interface {
+	// Introspect returns the Result of an active access token, with
+	// Claims, Issuer and Remote (including Until) set and Client nil. A
+	// token that is good for no request is an error wrapping
+	// ErrInvalidToken; a server that cannot answer, one wrapping
+	// ErrUnavailable. It must honour ctx and return within its own
+	// timeout, and it must never log the token.
+	Introspect(ctx context.Context, token string) (Result, error)
+}
+
+// Enrichment says whether and how a remote token's identity is enriched
+// with the local client record of the same client_id: its operator-set
+// metadata merges with the remote `ext`, its owner fills in a missing one.
+type Enrichment string
+
+// Enrichment modes.
+const (
+	// EnrichLocalWins merges, and the local record wins conflicts (the
+	// default): the operator's word is final.
+	EnrichLocalWins Enrichment = "local_wins"
+	// EnrichRemoteWins merges, and the remote server wins conflicts.
+	EnrichRemoteWins Enrichment = "remote_wins"
+	// EnrichOff passes the remote identity through as it came.
+	EnrichOff Enrichment = "off"
+)
+
+// Valid reports whether e is a known mode ("" counts as the default).
+func (e Enrichment) Valid() bool {
+	switch e {
+	case "", EnrichLocalWins, EnrichRemoteWins, EnrichOff:
+		return true
+	}
+	return false
+}
+
+// RouteConfig is the policy and the token sources of a route.
+type RouteConfig struct {
+	Scopes    []string // all required
+	Audience  string   // must be one of the token's audiences; also the identity JWT's aud (empty: the token's own)
+	CacheSize int      // bound of the grant cache (DefaultIdentityCacheSize if not positive)
+	// Remote, if set, checks every token that is not recognizably
+	// Gatehouse's own (prefix gat_, or a JWT with typ at+jwt and this
+	// authority's kid); Gatehouse's own are still checked locally and are
+	// never sent to the remote server.
+	Remote Introspector
+	Enrich Enrichment // for remote tokens; "" is EnrichLocalWins
+}
+
 // NewRoute returns the identity minter of a route. aud is the route's
 // audience (empty: the token's own audiences); cacheSize bounds its cache
 // (DefaultIdentityCacheSize if not positive).
@@ -95,12 +182,21 @@ func (a *Authority) NewRoute(aud string, cacheSize int) *Route {
 // scopes is required, and aud, if set, must be one of the token's
 // audiences.
 func (a *Authority) NewPolicyRoute(scopes []string, aud string, cacheSize int) *Route {
-	if cacheSize <= 0 {
-		cacheSize = DefaultIdentityCacheSize
+	return a.Route(RouteConfig{Scopes: scopes, Audience: aud, CacheSize: cacheSize})
+}
+
+// Route returns a route with the given policy and token sources.
+func (a *Authority) Route(cfg RouteConfig) *Route {
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultIdentityCacheSize
 	}
-	rt := &Route{auth: a, cache: newIdentityCache(cacheSize), scopes: scopes, needAud: aud}
-	if aud != "" {
-		rt.audience = []string{aud}
+	if cfg.Enrich == "" {
+		cfg.Enrich = EnrichLocalWins
+	}
+	rt := &Route{auth: a, cache: newIdentityCache(cfg.CacheSize), scopes: cfg.Scopes, needAud: cfg.Audience,
+		remote: cfg.Remote, enrich: cfg.Enrich}
+	if cfg.Audience != "" {
+		rt.audience = []string{cfg.Audience}
 	}
 	return rt
 }
@@ -117,19 +213,26 @@ type Grant struct {
 	Placeholder func(key string) (any, bool)
 
 	exp       int64
-	refreshAt int64
+	refreshAt int64 // reused only before this (Unix seconds)
 }
 
-// Authorize checks token for this route: valid (else the token error),
-// then the route policy on every request, cached or not (else
-// ErrInsufficientScope). It signs an identity JWT only on a cache miss.
-func (rt *Route) Authorize(token string) (*Grant, error) {
+// Authorize checks token for this route: valid (else the token error, or
+// ErrUnavailable when a remote server cannot answer), then the route
+// policy on every request, cached or not (else ErrInsufficientScope). It
+// signs an identity JWT only on a cache miss.
+func (rt *Route) Authorize(ctx context.Context, token string) (*Grant, error) {
 	now := rt.auth.now().Unix()
-	if g := rt.cache.get(token); g != nil && now < g.refreshAt && rt.current(g) {
-		if !rt.allows(&g.Result) {
-			return nil, &ScopeError{ClientID: g.Result.Client.ID}
+	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
+		return rt.admit(g)
+	}
+	if rt.remote != nil {
+		key := remoteKey(token)
+		if g := rt.cache.getBytes(key[:]); g != nil && g.Result.Remote != nil && now < g.refreshAt && rt.currentRemote(g) {
+			return rt.admit(g)
 		}
-		return g, nil
+		if !rt.owns(token) {
+			return rt.authorizeRemote(ctx, token, string(key[:]), now)
+		}
 	}
 	res, err := rt.auth.Check(token)
 	if err != nil {
@@ -141,6 +244,34 @@ func (rt *Route) Authorize(token string) (*Grant, error) {
 	return rt.grant(&res, now)
 }
 
+// admit applies the route policy to a cached grant.
+func (rt *Route) admit(g *Grant) (*Grant, error) {
+	if !rt.allows(&g.Result) {
+		return nil, &ScopeError{ClientID: g.Result.ClientID()}
+	}
+	return g, nil
+}
+
+// authorizeRemote has the remote server check token, enriches the result
+// and applies the policy.
+func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int64) (*Grant, error) {
+	res, err := rt.remote.Introspect(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if res.Remote == nil {
+		res.Remote = &Remote{} // a result without Until is never reused
+	}
+	res.Client = nil
+	if err := rt.enrichResult(&res); err != nil {
+		return nil, err
+	}
+	if !rt.allows(&res) {
+		return nil, &ScopeError{ClientID: res.ClientID()}
+	}
+	return rt.sign(&res, now, key)
+}
+
 // current reports whether a cached grant still stands: its client is the
 // one it was made for, unchanged, and its token was not revoked since.
 func (rt *Route) current(g *Grant) bool {
@@ -148,30 +279,158 @@ func (rt *Route) current(g *Grant) bool {
 	return ok && c == g.Result.Client && !rt.auth.revocations.Has(g.Result.Claims.ID)
 }
 
+// currentRemote reports whether a cached remote grant was enriched with
+// the local record that exists now (or with none, and none exists), so a
+// local metadata change, a new, disabled or deleted record shows on the
+// next request.
+func (rt *Route) currentRemote(g *Grant) bool {
+	return rt.enrich == EnrichOff || rt.localRecord(g.Result.Claims.ClientID) == g.Result.Client
+}
+
+func (rt *Route) localRecord(clientID string) *clientstore.Client {
+	if clientID == "" {
+		return nil
+	}
+	c, _ := rt.auth.clients.Get(clientID)
+	return c
+}
+
+// enrichResult merges the local client record of the same client_id into
+// a remote result (DESIGN.md: operator-set metadata is trusted). A local
+// record that is disabled refuses the token: the operator's switch holds
+// whichever server issued it.
+func (rt *Route) enrichResult(r *Result) error {
+	if rt.enrich == EnrichOff {
+		return nil
+	}
+	c := rt.localRecord(r.Claims.ClientID)
+	if c == nil {
+		return nil
+	}
+	if c.Disabled {
+		return ErrDisabled
+	}
+	rem := *r.Remote // the remote's answer may be shared: edit a copy
+	if rt.enrich == EnrichRemoteWins {
+		rem.Ext = mergeMetadata(c.Metadata, rem.Ext)
+		rem.Owner = cmp.Or(rem.Owner, c.Owner)
+	} else {
+		rem.Ext = mergeMetadata(rem.Ext, c.Metadata)
+		rem.Owner = cmp.Or(c.Owner, rem.Owner)
+	}
+	r.Remote = &rem
+	r.Client = c
+	return nil
+}
+
+// mergeMetadata returns base with over merged in: objects merge key by
+// key, recursively; any other value of over replaces base's. Neither input
+// is modified.
+func mergeMetadata(base, over clientstore.Metadata) clientstore.Metadata {
+	if len(over) == 0 {
+		return base
+	}
+	if len(base) == 0 {
+		return over
+	}
+	return clientstore.Metadata(mergeObjects(base, over))
+}
+
+func mergeObjects(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		bo, ok1 := asObject(out[k])
+		oo, ok2 := asObject(v)
+		if ok1 && ok2 {
+			out[k] = mergeObjects(bo, oo)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func asObject(v any) (map[string]any, bool) {
+	switch o := v.(type) {
+	case map[string]any:
+		return o, true
+	case clientstore.Metadata:
+		return o, true
+	}
+	return nil, false
+}
+
+// owns reports whether token is recognizably one of this authority's: an
+// opaque token with Gatehouse's prefix, or a JWT access token (typ at+jwt)
+// under this authority's key id. Only those are checked locally when the
+// route also has a remote server, and they are never sent to it.
+func (rt *Route) owns(token string) bool {
+	if strings.HasPrefix(token, TokenPrefix) {
+		return true
+	}
+	head, rest, ok := strings.Cut(token, ".")
+	if !ok || strings.Count(rest, ".") != 1 || len(head) > 1024 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Typ string `json:"typ"`
+		Kid string `json:"kid"`
+	}
+	if json.Unmarshal(raw, &h) != nil {
+		return false
+	}
+	typ := strings.TrimPrefix(strings.ToLower(h.Typ), "application/")
+	return typ == AccessTokenType && h.Kid == rt.auth.signer.KeyID()
+}
+
+// remoteKey is the cache key of a remote token: its SHA-256, so that the
+// token itself is never kept as a key.
+func remoteKey(token string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(token))
+}
+
 func (rt *Route) allows(r *Result) bool {
 	return r.HasScopes(rt.scopes) && (rt.needAud == "" || r.HasAudience(rt.needAud))
 }
 
-// Identity returns a signed identity JWT for the checked token r. A cached
-// JWT is reused only while it was made from the client's current snapshot
-// and has at least a quarter of its lifetime left, so a backend never gets
-// one past its exp and sees metadata changes on the next request.
+// Identity returns a signed identity JWT for the checked token r, as r
+// says it (no policy, no enrichment). A cached JWT is reused only while it
+// was made from the client's current snapshot and has at least a quarter
+// of its lifetime left, so a backend never gets one past its exp and sees
+// metadata changes on the next request.
 func (rt *Route) Identity(r *Result) (string, error) {
 	now := rt.auth.now().Unix()
-	if g := rt.cache.get(r.Token); g != nil && g.Result.Client == r.Client && now < g.refreshAt {
+	key := r.Token
+	if r.Remote != nil && r.Token != "" {
+		k := remoteKey(r.Token)
+		key = string(k[:])
+	}
+	if g := rt.cache.get(key); g != nil && g.Result.Client == r.Client && (g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
 		return g.JWT, nil
 	}
-	g, err := rt.grant(r, now)
+	g, err := rt.sign(r, now, key)
 	if err != nil {
 		return "", err
 	}
 	return g.JWT, nil
 }
 
-// grant signs a new identity JWT for r and caches the grant.
+// grant signs a new identity JWT for a local result and caches the grant.
 func (rt *Route) grant(r *Result, now int64) (*Grant, error) {
+	return rt.sign(r, now, r.Token)
+}
+
+// sign signs a new identity JWT for r and caches the grant under key.
+func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	exp := now + int64(rt.auth.cfg.IdentityTTL.Seconds())
-	if r.Claims.ExpiresAt < exp {
+	if r.Claims.ExpiresAt > 0 && r.Claims.ExpiresAt < exp {
 		exp = r.Claims.ExpiresAt
 	}
 	aud := rt.audience
@@ -182,21 +441,22 @@ func (rt *Route) grant(r *Result, now int64) (*Grant, error) {
 	if _, err := rand.Read(jti[:]); err != nil {
 		return nil, err
 	}
-	ext := r.Client.Metadata
+	ext := r.Metadata()
 	if ext == nil {
 		ext = clientstore.Metadata{}
 	}
+	clientID, owner := r.ClientID(), r.Owner()
 	payload, err := json.Marshal(identityClaims{
 		Iss:      rt.auth.cfg.Issuer,
-		Sub:      r.Client.ID,
+		Sub:      r.Subject(),
 		Aud:      aud,
 		Iat:      now,
 		Nbf:      now,
 		Exp:      exp,
 		Jti:      base64.RawURLEncoding.EncodeToString(jti[:]),
-		ClientID: r.Client.ID,
+		ClientID: clientID,
 		Scope:    r.Claims.Scope,
-		Owner:    r.Client.Owner,
+		Owner:    owner,
 		Ext:      ext,
 	})
 	if err != nil {
@@ -214,19 +474,28 @@ func (rt *Route) grant(r *Result, now int64) (*Grant, error) {
 		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
 	}
-	// The token string may be a slice of a request header: keep a copy of
-	// our own, not the whole header.
-	g.Result.Token = strings.Clone(r.Token)
-	g.Placeholder = placeholders(g.Result.Client, g.Result.Claims.Scope)
-	rt.cache.put(g.Result.Token, g, now)
+	if r.Remote != nil {
+		// Never past the remote answer's own lifetime; and the remote
+		// token is not kept, only its hash (the key).
+		g.refreshAt = min(g.refreshAt, r.Remote.Until.Unix())
+		g.Result.Token = ""
+	} else {
+		// The token string may be a slice of a request header: keep a
+		// copy of our own, not the whole header.
+		g.Result.Token = strings.Clone(r.Token)
+		key = g.Result.Token
+	}
+	g.Placeholder = placeholders(clientID, owner, r.Claims.Scope, r.Metadata())
+	if key != "" && now < g.refreshAt {
+		rt.cache.put(key, g, now)
+	}
 	return g, nil
 }
 
 // placeholders resolves the gatehouse.* placeholders of a grant; the
 // values are boxed once here, not on every request.
-func placeholders(c *clientstore.Client, scope string) func(string) (any, bool) {
-	var id, owner, sc any = c.ID, c.Owner, scope
-	md := c.Metadata
+func placeholders(clientID, owner, scope string, md clientstore.Metadata) func(string) (any, bool) {
+	var id, ow, sc any = clientID, owner, scope
 	return func(key string) (any, bool) {
 		rest, ok := strings.CutPrefix(key, "gatehouse.")
 		if !ok {
@@ -236,7 +505,7 @@ func placeholders(c *clientstore.Client, scope string) func(string) (any, bool) 
 		case "client_id":
 			return id, true
 		case "owner":
-			return owner, true
+			return ow, true
 		case "scope":
 			return sc, true
 		}
@@ -277,6 +546,15 @@ func (c *identityCache) get(token string) *Grant {
 	s := &c.shards[c.shard(token)]
 	s.mu.RLock()
 	g := s.m[token]
+	s.mu.RUnlock()
+	return g
+}
+
+// getBytes is get for a key held in bytes, without allocating.
+func (c *identityCache) getBytes(key []byte) *Grant {
+	s := &c.shards[maphash.Bytes(c.seed, key)%identityShards]
+	s.mu.RLock()
+	g := s.m[string(key)]
 	s.mu.RUnlock()
 	return g
 }

@@ -2,17 +2,83 @@ package introspection
 
 import (
 	"strings"
+	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
 )
 
-// Result is the outcome of a successful token check: the token's claims and
-// the current snapshot of the client that holds it.
+// Result is the outcome of a successful token check. Gatehouse's own
+// tokens (checked in memory by Authority.Check) and tokens another
+// authorization server vouched for (an Introspector, RFC 7662) produce the
+// same Result, so routes apply the same policy and sign the same identity
+// JWT for both. A Result may be shared between requests: never modify it,
+// its slices or what it points to.
 type Result struct {
-	Token  string // the token as presented
+	Token string // the token as presented; empty once a remote result is cached
+	// Claims: client_id, scope, aud, iat and exp for both kinds; the
+	// generation and ID (jti) only for Gatehouse's own tokens. A remote
+	// token without exp has ExpiresAt 0.
 	Claims Claims
+	// Client, for Gatehouse's own tokens, is the current snapshot of the
+	// client that holds the token (never nil). For a remote token it is
+	// the local client record with the token's client_id, when the route
+	// enriches identities with it and one exists; otherwise nil.
 	Client *clientstore.Client
-	Issuer string
+	Issuer string // who vouched for the token: Gatehouse's issuer, or the remote iss
+	// Remote is what another authorization server said beyond Claims; nil
+	// for Gatehouse's own tokens.
+	Remote *Remote
+}
+
+// Remote is the part of another authorization server's RFC 7662 answer
+// that Claims has no room for.
+type Remote struct {
+	Subject  string // sub; empty: the client_id
+	Username string
+	JTI      string
+	// Owner and Ext are the remote server's (Ext its `ext`, Owner the
+	// `client.owner` a Gatehouse sends) or, after a route enriched the
+	// result, merged with the local client record's.
+	Owner string
+	Ext   clientstore.Metadata
+	// Until is when this answer stops being usable: at the latest the
+	// token's exp, earlier if the answer is cached for less. A grant made
+	// from it is never reused past it; the zero time means "do not reuse".
+	Until time.Time
+}
+
+// ClientID is the client the token was issued to ("" if a remote server
+// did not say).
+func (r *Result) ClientID() string {
+	if r.Remote == nil {
+		return r.Client.ID
+	}
+	return r.Claims.ClientID
+}
+
+// Subject is the identity's sub: the client_id for client_credentials
+// tokens, or the remote server's sub (e.g. a user) when it sent one.
+func (r *Result) Subject() string {
+	if r.Remote != nil && r.Remote.Subject != "" {
+		return r.Remote.Subject
+	}
+	return r.ClientID()
+}
+
+// Owner is the identity's owner: the client's for Gatehouse's own tokens.
+func (r *Result) Owner() string {
+	if r.Remote == nil {
+		return r.Client.Owner
+	}
+	return r.Remote.Owner
+}
+
+// Metadata is the identity's trusted metadata, the identity JWT's `ext`.
+func (r *Result) Metadata() clientstore.Metadata {
+	if r.Remote == nil {
+		return r.Client.Metadata
+	}
+	return r.Remote.Ext
 }
 
 // HasScopes reports whether the token was granted every scope in required.
@@ -73,12 +139,11 @@ type ClientInfo struct {
 
 // Response returns the RFC 7662 form of an active token.
 func (r *Result) Response() Response {
-	c := r.Client
-	return Response{
+	resp := Response{
 		Active:    true,
 		Scope:     r.Claims.Scope,
-		ClientID:  c.ID,
-		Sub:       c.ID,
+		ClientID:  r.ClientID(),
+		Sub:       r.Subject(),
 		TokenType: "Bearer",
 		TokenUse:  "access_token",
 		Exp:       r.Claims.ExpiresAt,
@@ -86,8 +151,15 @@ func (r *Result) Response() Response {
 		Nbf:       r.Claims.IssuedAt,
 		Aud:       r.Claims.Audience,
 		Iss:       r.Issuer,
-		Jti:       r.Claims.ID.String(),
-		Ext:       c.Metadata,
-		Client:    &ClientInfo{ClientID: c.ID, Name: c.Name, Owner: c.Owner, Metadata: c.Metadata},
+		Ext:       r.Metadata(),
 	}
+	if r.Remote != nil {
+		resp.Jti = r.Remote.JTI
+	} else {
+		resp.Jti = r.Claims.ID.String()
+	}
+	if c := r.Client; c != nil {
+		resp.Client = &ClientInfo{ClientID: c.ID, Name: c.Name, Owner: r.Owner(), Metadata: resp.Ext}
+	}
+	return resp
 }
