@@ -630,6 +630,9 @@ func decodeClient(body []byte) (*clientInput, error) {
 	if in.ClientSecretHash != nil {
 		return nil, apiError(http.StatusBadRequest, "client_secret_hash: accepted only by POST %s/%s (migration from Hydra)", adminClientsPath, importSegment)
 	}
+	if err := clientstore.CheckPublicJWKS(in.JWKS); err != nil {
+		return nil, apiError(http.StatusBadRequest, "%v", err)
+	}
 	return &in, nil
 }
 

@@ -52,6 +52,10 @@ const (
 // MaxJWKSBytes bounds a client's registered key set.
 const MaxJWKSBytes = 32 << 10
 
+// privateJWKMembers are the JWK members of private and symmetric keys
+// (RFC 7518 §6.2.2, §6.3.2, §6.4.1; RFC 8037 §2).
+var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
 // MaxHydraExtraBytes bounds the Hydra fields an imported client keeps.
 const MaxHydraExtraBytes = 16 << 10
 
@@ -314,6 +318,31 @@ func (c *Client) Validate() error {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(c.HydraExtra, &obj); err != nil || obj == nil {
 			return fieldErr("hydra_extra", "must be a JSON object")
+		}
+	}
+	return nil
+}
+
+// CheckPublicJWKS refuses a JWK Set that holds private or symmetric key
+// material. A client's jwks is shown on every read of the client, so such
+// a key would be handed to anyone who may read clients; and no verifier
+// should ever use one (RFC 8725 §2.1). Operator input (admin API, import)
+// is checked with it; token verification refuses such keys on its own.
+func CheckPublicJWKS(jwks json.RawMessage) error {
+	if len(jwks) == 0 {
+		return nil
+	}
+	var set struct {
+		Keys []map[string]json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		return fieldErr("jwks", "must be a JWK Set: an object with a non-empty \"keys\" array")
+	}
+	for i, k := range set.Keys {
+		for _, m := range privateJWKMembers {
+			if _, ok := k[m]; ok {
+				return fieldErr("jwks", "key %d has %q: register public keys only (RFC 7517 §9.2)", i, m)
+			}
 		}
 	}
 	return nil

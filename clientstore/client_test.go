@@ -230,6 +230,10 @@ func TestValidateRejects(t *testing.T) {
 			c.TokenEndpointAuthMethod = "private_key_jwt"
 			c.JWKS = json.RawMessage(`{"keys":[]}`)
 		}, "jwks"},
+		{"hydra_extra not an object", func(c *Client) { c.HydraExtra = json.RawMessage(`[1]`) }, "hydra_extra"},
+		{"hydra_extra too big", func(c *Client) {
+			c.HydraExtra = json.RawMessage(`{"a":"` + strings.Repeat("x", MaxHydraExtraBytes) + `"}`)
+		}, "hydra_extra"},
 		{"jwks_uri not https", func(c *Client) { c.TokenEndpointAuthMethod = "private_key_jwt"; c.JWKSURI = "http://x/jwks" }, "jwks_uri"},
 		{"unknown access_token_strategy", func(c *Client) { c.AccessTokenStrategy = "macaroon" }, "access_token_strategy"},
 		{"none not supported (RFC 6749 §4.4: confidential clients only)", func(c *Client) { c.TokenEndpointAuthMethod = "none" }, "token_endpoint_auth_method"},
@@ -519,4 +523,36 @@ func FuzzMetadataUnmarshalJSON(f *testing.F) {
 			t.Fatalf("accepted %q but cannot marshal it back: %v", b, err)
 		}
 	})
+}
+
+// Private and symmetric keys never go into a client's jwks through the
+// admin API or an import (they would be shown on every read).
+func TestCheckPublicJWKS(t *testing.T) {
+	for _, tt := range []struct {
+		name, jwks string
+		ok         bool
+	}{
+		{"none", ``, true},
+		{"public EC key", `{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"}]}`, true},
+		{"public RSA key", `{"keys":[{"kty":"RSA","n":"a","e":"AQAB"}]}`, true},
+		{"private EC key (RFC 7518 §6.2.2)", `{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b","d":"s"}]}`, false},
+		{"private RSA key (RFC 7518 §6.3.2)", `{"keys":[{"kty":"RSA","n":"a","e":"AQAB","p":"s","q":"t"}]}`, false},
+		{"private Ed25519 key (RFC 8037 §2)", `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"a","d":"s"}]}`, false},
+		{"symmetric key second (RFC 7518 §6.4.1)", `{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"},{"kty":"oct","k":"c2VjcmV0"}]}`, false},
+		{"not a set", `[1]`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckPublicJWKS(json.RawMessage(tt.jwks))
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("CheckPublicJWKS = %v, want nil", err)
+				}
+				return
+			}
+			wantFieldError(t, err, "jwks")
+			if strings.Contains(err.Error(), `"s"`) || strings.Contains(err.Error(), "c2VjcmV0") {
+				t.Errorf("error %q repeats key material", err)
+			}
+		})
+	}
 }

@@ -143,6 +143,9 @@ func convertHydraClient(raw json.RawMessage) (imp HydraImport) {
 		}
 	}
 	if jwks := f.object("jwks"); jwks != nil {
+		if err := CheckPublicJWKS(jwks); err != nil {
+			f.fail(err)
+		}
 		c.JWKS = jwks
 	}
 	if ts := f.str("created_at"); ts != "" {

@@ -194,6 +194,8 @@ func TestParseHydraClientErrors(t *testing.T) {
 		{"grant_types not an array", `{"client_id":"a","grant_types":"client_credentials"}`, "grant_types"},
 		{"created_at not a time", `{"client_id":"a","grant_types":["client_credentials"],"created_at":"yesterday"}`, "created_at"},
 		{"unsupported auth method", `{"client_id":"a","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_jwt"}`, "token_endpoint_auth_method"},
+		{"private key in jwks", `{"client_id":"a","grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt",` +
+			`"jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","x":"a","d":"hunter2"}]}}`, "jwks"},
 		{"disabled not a bool", `{"client_id":"a","grant_types":["client_credentials"],"disabled":"yes"}`, "disabled"},
 	}
 	for _, tt := range tests {
