@@ -438,7 +438,7 @@ func TestAdminStatuses(t *testing.T) {
 		{name: "PATCH cannot set a secret hash", method: "PATCH", path: "/gatehouse/clients/svc", body: `{"client_secret_hash":"$2a$x"}`,
 			header: patchWith(nil), status: 400, errHas: "client_secret_hash"},
 		{name: "PATCH with a private key in jwks (RFC 7517 §9.2)", method: "PATCH", path: "/gatehouse/clients/svc",
-			body: `{"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}}`,
+			body:   `{"token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}}`,
 			header: patchWith(nil), status: 400, errHas: "jwks"},
 		{name: "PATCH of an unknown client", method: "PATCH", path: "/gatehouse/clients/nobody", body: `{}`,
 			header: patchWith(nil), status: 404, errHas: "nobody"},
