@@ -704,9 +704,10 @@ func postForm(endpoint string, form url.Values, id, secret, method string, clien
 // adminClient talks to Caddy's admin API over TCP or a unix socket, as
 // caddycmd.AdminAPIRequest does, keeping error bodies readable.
 type adminClient struct {
-	base string // scheme://host used in URLs
-	http *http.Client
-	host string // for the Origin header
+	base   string // scheme://host used in URLs
+	http   *http.Client
+	addr   string // for messages
+	origin string // Origin header; none over a unix socket, as caddy's own commands do
 }
 
 func newAdminClient(cmd *cobra.Command) (*adminClient, error) {
@@ -723,10 +724,10 @@ func newAdminClient(cmd *cobra.Command) (*adminClient, error) {
 		return nil, fmt.Errorf("admin address %q: not one TCP address or unix socket", addr)
 	}
 	network, dial := na.Network, na.JoinHostPort(0)
-	base, origin := "http://"+dial, dial
+	base, origin := "http://"+dial, "http://"+dial
 	if na.IsUnixNetwork() {
 		dial, _, _ = strings.Cut(dial, "|") // drop the socket's permission bits
-		base, origin = "http://127.0.0.1", "127.0.0.1"
+		base, origin = "http://127.0.0.1", ""
 	}
 	transport := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -734,7 +735,7 @@ func newAdminClient(cmd *cobra.Command) (*adminClient, error) {
 			return d.DialContext(ctx, network, dial)
 		},
 	}
-	return &adminClient{base: base, host: origin, http: &http.Client{Transport: transport, Timeout: adminTimeout}}, nil
+	return &adminClient{base: base, addr: addr, origin: origin, http: &http.Client{Transport: transport, Timeout: adminTimeout}}, nil
 }
 
 // open sends a request and returns the response of a 2xx answer, else an
@@ -750,10 +751,12 @@ func (a *adminClient) open(method, path string, body io.Reader, h http.Header) (
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Origin", "http://"+a.host)
+	if a.origin != "" {
+		req.Header.Set("Origin", a.origin)
+	}
 	resp, err := a.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("admin API: %w (is Caddy running with its admin endpoint at %s?)", err, a.host)
+		return nil, fmt.Errorf("admin API: %w (is Caddy running with its admin endpoint at %s?)", err, a.addr)
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -66,6 +67,21 @@ func tokenStatus(t *testing.T, id, secret string) (int, string) {
 	return resp.StatusCode, out.AccessToken
 }
 
+// tokenRequestTo posts a form to an authorization server endpoint.
+func tokenRequestTo(t *testing.T, endpoint, authz, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+	req.Header.Set("Content-Type", formType)
+	req.Header.Set("Authorization", authz)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
 func patchClient(t *testing.T, id, patch string) []byte {
 	t.Helper()
 	resp, b := adminRequest(t, http.MethodPatch, "/gatehouse/clients/"+id, patch,
@@ -87,11 +103,31 @@ func TestPatchReachesTheHotPath(t *testing.T) {
 		t.Fatalf("fresh token: %d %s", resp.StatusCode, body)
 	}
 
+	inspector := createClient(t, `{"client_id":"inspector","introspect":true}`)
+	introspect := func() map[string]any {
+		t.Helper()
+		resp, b := tokenRequestTo(t, authURL+pathIntrospect, basicAuthz(inspector.ClientID, inspector.ClientSecret),
+			"token="+strings.TrimPrefix(bearer, "Bearer "))
+		if resp.StatusCode != 200 {
+			t.Fatalf("introspection: %d %s", resp.StatusCode, b)
+		}
+		return decodeJSON(t, b)
+	}
+	if ext, _ := introspect()["ext"].(map[string]any); ext["tier"] != "gold" {
+		t.Fatalf("introspection before PATCH: ext %v", ext)
+	}
+
 	patchClient(t, c.ClientID, `{"owner":"team-b","metadata":{"tier":"platinum"}}`)
+	res := introspect()
+	ext, _ := res["ext"].(map[string]any)
+	client, _ := res["client"].(map[string]any)
+	if ext["tier"] != "platinum" || client["owner"] != "team-b" {
+		t.Errorf("introspection right after PATCH (RFC 7662): ext %v client %v, want tier platinum, owner team-b", ext, client)
+	}
 	callAPI(t, apiURL, bearer, nil)
 	h := be.last(t)
 	_, claims := verifyIdentity(t, h.Get("X-Identity-Token"))
-	ext, _ := claims["ext"].(map[string]any)
+	ext, _ = claims["ext"].(map[string]any)
 	realm, _ := ext["realm"].(map[string]any)
 	if ext["tier"] != "platinum" || realm["id"] != "r-42" || claims["owner"] != "team-b" {
 		t.Errorf("identity JWT after PATCH: owner %v ext %v, want team-b, tier platinum and realm kept", claims["owner"], ext)
@@ -101,6 +137,9 @@ func TestPatchReachesTheHotPath(t *testing.T) {
 	}
 
 	patchClient(t, c.ClientID, `{"disabled":true}`)
+	if res := introspect(); res["active"] != false || len(res) != 1 {
+		t.Errorf("introspection of a disabled client's token: %v, want only active false (RFC 7662 §2.2)", res)
+	}
 	for _, route := range []string{apiURL, adminRoute} {
 		if resp, _ := callAPI(t, route, bearer, nil); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("token of a disabled client on %s: %d, want 401", route, resp.StatusCode)
