@@ -509,7 +509,9 @@ func (adminAPI) handleBackup(w http.ResponseWriter, r *http.Request) error {
 		return apiError(http.StatusNotImplemented, "the configured storage cannot be backed up through the admin API")
 	}
 	name := "gatehouse-" + time.Now().UTC().Format("20060102T150405Z") + ".db"
+	started := false
 	n, err := b.Backup(w, func(size int64) {
+		started = true
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
@@ -518,7 +520,10 @@ func (adminAPI) handleBackup(w http.ResponseWriter, r *http.Request) error {
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
 	})
-	if err != nil {
+	switch {
+	case err != nil && !started:
+		return apiError(http.StatusInternalServerError, "backup: %v", err)
+	case err != nil:
 		// The status line is gone; the short body (less than
 		// Content-Length) tells the client the copy is incomplete.
 		app.logger.Error("backup failed", zap.Int64("bytes_written", n), zap.Error(err))

@@ -568,7 +568,7 @@ gatehouse app's issuer + /oauth2/token.`,
 				form.Set("scope", s)
 			}
 			if aud, _ := cmd.Flags().GetStringArray("audience"); len(aud) > 0 {
-				form["resource"] = aud
+				form["audience"] = aud // Hydra's parameter: any string, not only URIs as RFC 8707 resource
 			}
 			b, err := postForm(endpoint, form, id, secret, method, nil)
 			if err != nil {
@@ -588,7 +588,7 @@ gatehouse app's issuer + /oauth2/token.`,
 	}
 	credentialFlags(cmd)
 	cmd.Flags().String("scope", "", "Requested scopes, space-separated (default: all of the client's)")
-	cmd.Flags().StringArray("audience", nil, "Requested audience, sent as RFC 8707 resource (repeatable)")
+	cmd.Flags().StringArray("audience", nil, "Requested audience (repeatable; default: all of the client's)")
 	cmd.Flags().String("token-url", "", "Token endpoint (default: the running issuer + "+pathToken+")")
 	return cmd
 }

@@ -174,7 +174,8 @@ func TestCLI(t *testing.T) {
 
 	var accessToken string
 	t.Run("token prints a token that works", func(t *testing.T) {
-		out, errOut, err := runCLI(t, "", "token", "--client-id", "cli-svc", "--client-secret", secret, "--scope", "orders:read", "--admin", "localhost:2999")
+		out, errOut, err := runCLI(t, "", "token", "--client-id", "cli-svc", "--client-secret", secret, "--scope", "orders:read",
+			"--audience", "http://localhost:9081", "--admin", "localhost:2999")
 		if err != nil {
 			t.Fatalf("token: %v %s", err, errOut)
 		}
@@ -194,6 +195,9 @@ func TestCLI(t *testing.T) {
 		t.Setenv(secretEnv, "")
 		if msg := cliFails(t, "token", "--client-id", "cli-svc", "--client-secret", "wrong"); !strings.Contains(msg, "invalid_client") {
 			t.Errorf("token with a wrong secret: %q, want invalid_client", msg)
+		}
+		if msg := cliFails(t, "token", "--client-id", "cli-svc", "--client-secret", secret, "--audience", "https://elsewhere.example"); !strings.Contains(msg, "invalid_target") {
+			t.Errorf("token for an audience the client may not have: %q, want invalid_target", msg)
 		}
 		if msg := cliFails(t, "token", "--client-id", "cli-svc"); !strings.Contains(msg, secretEnv) {
 			t.Errorf("token without a secret: %q", msg)
