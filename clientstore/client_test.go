@@ -556,3 +556,24 @@ func TestCheckPublicJWKS(t *testing.T) {
 		})
 	}
 }
+
+// hydra_extra: null is no extra data; an object is stored compact.
+func TestNormalizeHydraExtra(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`null`, ``},
+		{` null `, ``},
+		{"{ \"subject_type\" : \"public\",\n \"x\": [1, 2] }", `{"subject_type":"public","x":[1,2]}`},
+	} {
+		c := validClient()
+		c.HydraExtra = json.RawMessage(tt.in)
+		if err := c.Normalize(); err != nil {
+			t.Fatalf("Normalize(hydra_extra %q) = %v", tt.in, err)
+		}
+		if string(c.HydraExtra) != tt.want {
+			t.Errorf("Normalize(hydra_extra %q) = %q, want %q", tt.in, c.HydraExtra, tt.want)
+		}
+	}
+	c := validClient()
+	c.HydraExtra = json.RawMessage(`{"a":`)
+	wantFieldError(t, c.Normalize(), "hydra_extra")
+}
