@@ -1,13 +1,19 @@
 package caddymodule
 
 import (
+	"math"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+	"github.com/gatehousehq/gatehouse/introspection"
+	"github.com/gatehousehq/gatehouse/introspection/remote"
 )
 
 func init() {
@@ -152,6 +158,22 @@ func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		audience <aud>
 //		header <name>
 //		optional             # let anonymous requests through
+//		introspect <url> {   # also admit tokens of another authorization server (RFC 7662)
+//			client_id <id>
+//			client_secret <secret>
+//			auth_method client_secret_basic|client_secret_post
+//			bearer <token>   # instead of client_id/client_secret
+//			token_type_hint <hint>
+//			cache_ttl <duration>
+//			negative_ttl <duration>
+//			timeout <duration>
+//			trusted_issuers <url...>
+//			cache_entries <n>
+//			cache_bytes <size>
+//			breaker_failures <n>
+//			breaker_cooldown <duration>
+//		}
+//		enrich local_wins|remote_wins|off
 //	}
 func parseProtect(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	p := new(Protect)
@@ -188,9 +210,131 @@ func (p *Protect) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.Optional = true
+		case "introspect":
+			if p.Introspect != nil {
+				return d.Err("introspect given twice")
+			}
+			p.Introspect = new(Introspect)
+			if err := p.Introspect.unmarshalCaddyfile(d); err != nil {
+				return err
+			}
+		case "enrich":
+			if err := oneArg(d, &p.Enrich); err != nil {
+				return err
+			}
+			if !introspection.Enrichment(p.Enrich).Valid() {
+				return d.Errf("enrich: want local_wins, remote_wins or off, got %q", p.Enrich)
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
+	}
+	if p.Enrich != "" && p.Introspect == nil {
+		return d.Err("enrich applies to introspected tokens only: add introspect")
+	}
+	return nil
+}
+
+// unmarshalCaddyfile parses `introspect <url> { … }`, the dispenser on
+// the introspect token. Errors name the offending line.
+func (in *Introspect) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	in.URL = d.Val()
+	if !strings.Contains(in.URL, "{") { // placeholders resolve at provisioning
+		if u, err := url.Parse(in.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			return d.Errf("introspect: %q is not an absolute http(s) URL without user info", in.URL)
+		}
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		switch name {
+		case "client_id", "client_secret", "bearer":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			switch {
+			case name == "bearer" && (in.ClientID != "" || in.ClientSecret != ""),
+				name != "bearer" && in.Bearer != "":
+				return d.Errf("introspect: use either client_id/client_secret or bearer, not both")
+			case name == "client_id":
+				in.ClientID = v
+			case name == "client_secret":
+				in.ClientSecret = v
+			default:
+				in.Bearer = v
+			}
+		case "auth_method":
+			if err := oneArg(d, &in.AuthMethod); err != nil {
+				return err
+			}
+			if in.AuthMethod != remote.AuthClientSecretBasic && in.AuthMethod != remote.AuthClientSecretPost {
+				return d.Errf("introspect: auth_method: want %s or %s, got %q", remote.AuthClientSecretBasic, remote.AuthClientSecretPost, in.AuthMethod)
+			}
+		case "token_type_hint":
+			if err := oneArg(d, &in.TokenTypeHint); err != nil {
+				return err
+			}
+		case "cache_ttl", "negative_ttl", "timeout", "breaker_cooldown":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(s)
+			if err != nil || dur <= 0 {
+				return d.Errf("introspect: %s: want a positive duration, got %q", name, s)
+			}
+			switch name {
+			case "cache_ttl":
+				in.CacheTTL = caddy.Duration(dur)
+			case "negative_ttl":
+				in.NegativeTTL = caddy.Duration(dur)
+			case "timeout":
+				in.Timeout = caddy.Duration(dur)
+			default:
+				in.BreakerCooldown = caddy.Duration(dur)
+			}
+		case "trusted_issuers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			in.TrustedIssuers = append(in.TrustedIssuers, args...)
+		case "cache_entries", "breaker_failures":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return d.Errf("introspect: %s: want a positive number, got %q", name, s)
+			}
+			if name == "cache_entries" {
+				in.CacheEntries = n
+			} else {
+				in.BreakerFailures = n
+			}
+		case "cache_bytes":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n == 0 || n > math.MaxInt64 {
+				return d.Errf("introspect: cache_bytes: want a size such as 16MiB, got %q", s)
+			}
+			in.CacheBytes = int64(n)
+		default:
+			return d.Errf("introspect: unrecognized option %q", name)
+		}
+	}
+	if in.ClientSecret != "" && in.ClientID == "" {
+		return d.Err("introspect: client_secret without client_id")
 	}
 	return nil
 }

@@ -1,15 +1,24 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/gatehousehq/gatehouse/introspection"
+	"github.com/gatehousehq/gatehouse/introspection/remote"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -23,8 +32,10 @@ func init() {
 const DefaultIdentityHeader = "X-Identity-Token"
 
 // Protect is the `gatehouse_protect` handler. It admits only requests that
-// carry a valid Gatehouse access token with the route's scopes and
-// audience, and hands the backend a signed identity JWT in a header.
+// carry a valid access token with the route's scopes and audience, and
+// hands the backend a signed identity JWT in a header. Tokens are
+// Gatehouse's own, checked in memory, or, with Introspect, also those of
+// another authorization server, checked with RFC 7662 introspection.
 //
 // It sets these placeholders for later handlers: {gatehouse.client_id},
 // {gatehouse.owner}, {gatehouse.scope} and {gatehouse.metadata.<path>}.
@@ -47,11 +58,89 @@ type Protect struct {
 	// injected). A request that does carry a token must carry a valid one.
 	Optional bool `json:"optional,omitempty"`
 
+	// Introspect also admits access tokens of another authorization
+	// server (Hydra, Keycloak, …), checked at its RFC 7662 introspection
+	// endpoint. Gatehouse's own tokens are still checked locally and are
+	// never sent there.
+	Introspect *Introspect `json:"introspect,omitempty"`
+
+	// Enrich says how the identity of a token checked by Introspect is
+	// enriched with the local client record of the same client_id, if
+	// one exists: "local_wins" (default: the record's metadata merges
+	// with the remote `ext` and wins conflicts, its owner wins),
+	// "remote_wins" (merged, the remote server wins; the record's owner
+	// only fills in a missing one) or "off". A disabled local record
+	// refuses the token unless this is "off".
+	Enrich string `json:"enrich,omitempty"`
+
 	header        string // canonical
 	authorization bool
 	challenge     string // WWW-Authenticate value of a 403
 	route         *introspection.Route
 	logger        *zap.Logger
+	poolKey       string // of the shared introspection client, if any
+}
+
+// Introspect configures RFC 7662 introspection of tokens from another
+// authorization server. Answers are cached by the token's SHA-256 (never
+// the token), for at most CacheTTL and never past the token's exp; one
+// call per token is in flight at a time; an unreachable, slow or broken
+// server makes requests fail with 503 and Retry-After, and after
+// BreakerFailures consecutive failures no call is made for
+// BreakerCooldown. Routes with identical settings share one client and
+// cache, across config reloads too; each still applies its own scope and
+// audience to every request.
+type Introspect struct {
+	// URL of the introspection endpoint, e.g.
+	// https://hydra-admin:4445/admin/oauth2/introspect. TLS certificates
+	// are verified against the system roots. Placeholders such as
+	// {env.HYDRA_URL} are resolved at provisioning.
+	URL string `json:"url,omitempty"`
+
+	// Credentials Gatehouse authenticates with (RFC 7662 §2.1), sent as
+	// AuthMethod says. Placeholders are resolved, so secrets can come
+	// from {env.…}. Optional.
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// How the client credentials are sent: "client_secret_basic"
+	// (default; HTTP Basic, form-urlencoded per RFC 6749 §2.3.1) or
+	// "client_secret_post" (in the form).
+	AuthMethod string `json:"auth_method,omitempty"`
+
+	// A bearer token sent as `Authorization: Bearer …`, instead of client
+	// credentials. Placeholders are resolved.
+	Bearer string `json:"bearer,omitempty"`
+
+	// token_type_hint sent with every call, e.g. "access_token". Default:
+	// none.
+	TokenTypeHint string `json:"token_type_hint,omitempty"`
+
+	// How long an active answer is reused; never past the token's exp.
+	// Default: 30s.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// How long a refusal (inactive, expired, untrusted issuer, …) is
+	// reused. Default: 5s.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+
+	// Bound of one call, connecting included. Default: 2s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// If set, a token is accepted only if the answer's `iss` is exactly
+	// one of these.
+	TrustedIssuers []string `json:"trusted_issuers,omitempty"`
+
+	// Bounds of the answer cache: entries (default 10000) and
+	// approximate bytes (default 16 MiB).
+	CacheEntries int   `json:"cache_entries,omitempty"`
+	CacheBytes   int64 `json:"cache_bytes,omitempty"`
+
+	// Consecutive failed calls that open the circuit breaker (default 5),
+	// and how long it then stays open before one probe call (default
+	// 10s).
+	BreakerFailures int            `json:"breaker_failures,omitempty"`
+	BreakerCooldown caddy.Duration `json:"breaker_cooldown,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -90,8 +179,100 @@ func (p *Protect) setup(app *App, logger *zap.Logger) error {
 	if len(p.Scopes) > 0 {
 		p.challenge += `, scope="` + strings.Join(p.Scopes, " ") + `"`
 	}
-	p.route = app.auth.NewPolicyRoute(p.Scopes, p.Audience, app.IdentityCacheSize)
+	rc := introspection.RouteConfig{Scopes: p.Scopes, Audience: p.Audience, CacheSize: app.IdentityCacheSize,
+		Enrich: introspection.Enrichment(p.Enrich)}
+	if !rc.Enrich.Valid() {
+		return fmt.Errorf("gatehouse_protect: enrich must be local_wins, remote_wins or off, not %q", p.Enrich)
+	}
+	if p.Enrich != "" && p.Introspect == nil {
+		return errors.New("gatehouse_protect: enrich applies to introspected tokens only: set introspect too")
+	}
+	if p.Introspect != nil {
+		client, err := p.introspector()
+		if err != nil {
+			return fmt.Errorf("gatehouse_protect: introspect: %w", err)
+		}
+		rc.Remote = client
+	}
+	p.route = app.auth.Route(rc)
 	return nil
+}
+
+// introspectors holds the introspection clients, keyed by a hash of their
+// resolved settings, so that routes and config generations with the same
+// settings share one connection pool, answer cache and circuit breaker.
+var introspectors = caddy.NewUsagePool()
+
+// sharedIntrospector releases its connections when no config uses it.
+type sharedIntrospector struct{ *remote.Client }
+
+func (s sharedIntrospector) Destruct() error {
+	s.Close()
+	return nil
+}
+
+// introspector returns the shared introspection client of p's settings.
+func (p *Protect) introspector() (*remote.Client, error) {
+	in := p.Introspect
+	repl := caddy.NewReplacer()
+	cfg := remote.Config{
+		URL:             repl.ReplaceKnown(in.URL, ""),
+		ClientID:        repl.ReplaceKnown(in.ClientID, ""),
+		ClientSecret:    repl.ReplaceKnown(in.ClientSecret, ""),
+		AuthMethod:      in.AuthMethod,
+		Bearer:          repl.ReplaceKnown(in.Bearer, ""),
+		TokenTypeHint:   in.TokenTypeHint,
+		CacheTTL:        time.Duration(in.CacheTTL),
+		NegativeTTL:     time.Duration(in.NegativeTTL),
+		Timeout:         time.Duration(in.Timeout),
+		TrustedIssuers:  in.TrustedIssuers,
+		CacheEntries:    in.CacheEntries,
+		CacheBytes:      in.CacheBytes,
+		BreakerFailures: in.BreakerFailures,
+		BreakerCooldown: time.Duration(in.BreakerCooldown),
+	}
+	// The key holds a hash of the settings, secrets included, not the
+	// secrets themselves.
+	settings, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(settings)
+	key := hex.EncodeToString(sum[:])
+	cfg.Logger = p.logger.Named("introspect")
+	val, _, err := introspectors.LoadOrNew(key, func() (caddy.Destructor, error) {
+		c, err := remote.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if u, _ := url.Parse(cfg.URL); u.Scheme == "http" && (cfg.ClientSecret != "" || cfg.Bearer != "") && !isLoopback(u.Hostname()) {
+			p.logger.Warn("introspection credentials and tokens travel unencrypted: use https", zap.String("url", cfg.URL))
+		}
+		return sharedIntrospector{c}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.poolKey = key
+	return val.(sharedIntrospector).Client, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Cleanup releases this config's use of the shared introspection client.
+func (p *Protect) Cleanup() error {
+	if p.poolKey == "" {
+		return nil
+	}
+	_, err := introspectors.Delete(p.poolKey)
+	p.poolKey = ""
+	return err
 }
 
 // ServeHTTP runs DESIGN.md's hot path.
@@ -130,6 +311,9 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 				ce.Write(zap.String("client_id", se.ClientID), zap.String("error", "insufficient_scope"))
 			}
 			return p.refuse(w, http.StatusForbidden, p.challenge, "insufficient_scope", nil)
+		}
+		if errors.Is(err, introspection.ErrUnavailable) {
+			return p.unavailable(w, err)
 		}
 		if errors.Is(err, introspection.ErrInvalidToken) {
 			return p.refuse(w, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
@@ -176,6 +360,25 @@ func (p *Protect) refuse(w http.ResponseWriter, status int, challenge, code stri
 		code = "unauthorized"
 	}
 	writeJSON(w, status, map[string]string{"error": code})
+	return nil
+}
+
+// unavailable answers a token that cannot be checked now (its
+// authorization server is down, slow or broken) with 503 and Retry-After:
+// the client should retry with the same token, not fetch a new one, so
+// this is not a 401.
+func (p *Protect) unavailable(w http.ResponseWriter, err error) error {
+	retry := time.Second
+	if ue := (*introspection.UnavailableError)(nil); errors.As(err, &ue) && ue.RetryAfter > retry {
+		retry = ue.RetryAfter
+	}
+	if ce := p.logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
+		ce.Write(zap.Int("status", http.StatusServiceUnavailable), zap.String("reason", err.Error()))
+	}
+	h := w.Header()
+	h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+	h.Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 	return nil
 }
 
@@ -232,5 +435,7 @@ func validHeaderName(s string) bool {
 // Interface guards.
 var (
 	_ caddy.Provisioner           = (*Protect)(nil)
+	_ caddy.CleanerUpper          = (*Protect)(nil)
+	_ caddy.Destructor            = sharedIntrospector{}
 	_ caddyhttp.MiddlewareHandler = (*Protect)(nil)
 )
