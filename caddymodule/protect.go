@@ -231,6 +231,11 @@ func (p *Protect) introspector() (*remote.Client, error) {
 		BreakerFailures: in.BreakerFailures,
 		BreakerCooldown: time.Duration(in.BreakerCooldown),
 	}
+	for _, v := range [][2]string{{in.URL, cfg.URL}, {in.ClientID, cfg.ClientID}, {in.ClientSecret, cfg.ClientSecret}, {in.Bearer, cfg.Bearer}} {
+		if v[0] != "" && v[1] == "" {
+			return nil, fmt.Errorf("%q is empty once its placeholders are resolved (an unset environment variable?)", v[0])
+		}
+	}
 	// The key holds a hash of the settings, secrets included, not the
 	// secrets themselves.
 	settings, err := json.Marshal(cfg)

@@ -325,6 +325,8 @@ func TestProtectRemoteSetupErrors(t *testing.T) {
 		{"no URL", Protect{Introspect: &Introspect{}}, "http(s) URL"},
 		{"URL from the environment", Protect{Introspect: &Introspect{URL: "{env.GATEHOUSE_TEST_INTROSPECT_URL}"}}, `"ftp://nope"`},
 		{"bearer and client", Protect{Introspect: &Introspect{URL: "https://h/i", Bearer: "b", ClientID: "c"}}, "not both"},
+		{"secret from an unset variable", Protect{Introspect: &Introspect{URL: "https://h/i", ClientID: "c",
+			ClientSecret: "{env.GATEHOUSE_TEST_UNSET_SECRET}"}}, "unset environment variable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

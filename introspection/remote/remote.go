@@ -108,6 +108,7 @@ var (
 type Client struct {
 	cfg       Config
 	url       string
+	logURL    string // url for logs
 	authz     string // Authorization header value, or ""
 	http      *http.Client
 	transport *http.Transport
@@ -155,7 +156,9 @@ func New(cfg Config) (*Client, error) {
 		cfg.Logger = zap.NewNop()
 	}
 
-	c := &Client{cfg: cfg, url: u.String(), logger: cfg.Logger, now: time.Now,
+	// Logs name the endpoint without its query, which could hold a key.
+	logURL := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	c := &Client{cfg: cfg, url: u.String(), logURL: logURL, logger: cfg.Logger, now: time.Now,
 		cache: newCache(cfg.CacheEntries, cfg.CacheBytes)}
 	c.breaker = breaker{threshold: cfg.BreakerFailures, cooldown: cfg.BreakerCooldown}
 	switch {
@@ -248,15 +251,15 @@ func (c *Client) fetch(token string, key [sha256.Size]byte) (*entry, error) {
 	if err != nil {
 		opened, wait := c.breaker.failure(now)
 		if opened {
-			c.logger.Warn("introspection server failing: circuit open", zap.String("url", c.url),
+			c.logger.Warn("introspection server failing: circuit open", zap.String("url", c.logURL),
 				zap.Duration("cooldown", c.cfg.BreakerCooldown), zap.Error(err))
 		} else if ce := c.logger.Check(zap.WarnLevel, "introspection failed"); ce != nil {
-			ce.Write(zap.String("url", c.url), zap.Error(err))
+			ce.Write(zap.String("url", c.logURL), zap.Error(err))
 		}
 		return nil, &introspection.UnavailableError{RetryAfter: wait, Err: err}
 	}
 	if c.breaker.success() {
-		c.logger.Info("introspection server answering again: circuit closed", zap.String("url", c.url))
+		c.logger.Info("introspection server answering again: circuit closed", zap.String("url", c.logURL))
 	}
 	e := c.judge(ans, now, len(body))
 	c.cache.put(key, e, now)
@@ -284,6 +287,9 @@ func (c *Client) post(ctx context.Context, token string) ([]byte, error) {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			ue.URL = c.logURL // errors are logged: keep the query out
+		}
 		return nil, err
 	}
 	defer resp.Body.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
 	"strings"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/gatehousehq/gatehouse/introspection"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 var ctx = context.Background()
@@ -555,5 +558,32 @@ func TestCacheKeepsNoToken(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d cache entries, want 1", n)
+	}
+}
+
+// Logs name the endpoint (without its query) and the failure, never the
+// token or the caller's secret.
+func TestLogsHoldNoTokenOrSecret(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	f := newFakeServer(t)
+	const token, secret = "tok-SENSITIVE-1", "secret-SENSITIVE-2"
+	f.answer(token, activeAnswer())
+	c, _ := newTestClient(t, f, Config{URL: f.url() + "?api_key=KEY-SENSITIVE-3", ClientID: "gw", ClientSecret: secret,
+		Timeout: 100 * time.Millisecond, BreakerFailures: 3, Logger: zap.New(core)})
+	for i, mode := range []behaviour{normal, status500, garbage, slow, huge, normal} {
+		f.set(mode)
+		c.Introspect(ctx, token)
+		c.Introspect(ctx, fmt.Sprint(token, i))
+	}
+	if logs.Len() == 0 {
+		t.Fatal("no logs: the failures must be logged")
+	}
+	for _, e := range logs.All() {
+		line := e.Message + fmt.Sprint(e.ContextMap())
+		for _, bad := range []string{"SENSITIVE", url.QueryEscape(secret)} {
+			if strings.Contains(line, bad) {
+				t.Errorf("log %q holds a token, secret or query: %s", e.Message, line)
+			}
+		}
 	}
 }
