@@ -327,9 +327,9 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("identity signing failed"))
 	}
 	if p.authorization {
-		r.Header["Authorization"] = g.Bearer
+		r.Header["Authorization"] = []string{g.Bearer}
 	} else {
-		r.Header[p.header] = g.Header
+		r.Header[p.header] = []string{g.JWT}
 	}
 
 	// 6. Placeholders for other directives.

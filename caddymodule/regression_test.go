@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -69,5 +70,51 @@ http://localhost:9080 {
 	resp, b = endpointRequest(t, http.MethodGet, "/tenant/.well-known/jwks.json", "", "", "", "", nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /tenant/.well-known/jwks.json: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A handler after gatehouse_protect that edits header values in place
+// (request_header with a regex) must not write into the cached grant: the
+// same token must give the backend the same header every time.
+func TestCachedGrantNotMutatedByLaterHandlers(t *testing.T) {
+	be := newBackend(t)
+	cfg := fmt.Sprintf(`{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	gatehouse {
+		storage bolt %s
+		issuer http://localhost:9080
+	}
+}
+http://localhost:9080 {
+	gatehouse_server
+}
+http://localhost:9081 {
+	gatehouse_protect {
+		scope orders:read
+	}
+	request_header X-Identity-Token "$" ".x"
+	reverse_proxy %s
+}
+`, filepath.Join(t.TempDir(), "g.db"), be.Listener.Addr().String())
+	caddytest.NewTester(t).InitServer(cfg, "caddyfile")
+	c := createClient(t, demoClient)
+	tok := fetchToken(t, c).AccessToken
+	var got []string
+	for range 3 {
+		if resp, body := callAPI(t, apiURL, "Bearer "+tok, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("protected call: %d %s", resp.StatusCode, body)
+		}
+		got = append(got, be.last(t).Get("X-Identity-Token"))
+	}
+	for i, v := range got {
+		if !strings.HasSuffix(v, ".x") || strings.HasSuffix(v, ".x.x") {
+			t.Errorf("request %d: identity header ends %q, want the JWT with exactly one .x appended", i+1, v[max(0, len(v)-8):])
+		}
+	}
+	if got[0] != got[2] {
+		t.Errorf("the same token gave the backend different identity headers on requests 1 and 3")
 	}
 }

@@ -202,12 +202,13 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 }
 
 // Grant is what a request with a valid token gets on a route. It is shared
-// between requests: never modify it or its slices.
+// between requests: never modify it. Header values made from it must be
+// fresh slices per request — handlers after ours may edit a request's
+// header values in place (request_header with a regex does).
 type Grant struct {
 	Result Result
-	JWT    string   // the identity JWT
-	Header []string // {JWT}, ready for an http.Header
-	Bearer []string // {"Bearer " + JWT}, for the Authorization header
+	JWT    string // the identity JWT
+	Bearer string // "Bearer " + JWT, for the Authorization header
 	// Placeholder resolves gatehouse.client_id, gatehouse.owner,
 	// gatehouse.scope and gatehouse.metadata.<path>.
 	Placeholder func(key string) (any, bool)
@@ -469,8 +470,7 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	g := &Grant{
 		Result:    *r,
 		JWT:       jwt,
-		Header:    []string{jwt},
-		Bearer:    []string{"Bearer " + jwt},
+		Bearer:    "Bearer " + jwt,
 		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
 	}
