@@ -320,12 +320,172 @@ func (s *BoltStore) LoadOrCreateKey(_ context.Context, name string, create func(
 	return out, err
 }
 
-// Revoke implements Store.
-func (s *BoltStore) Revoke(_ context.Context, tokenID string, until time.Time) error {
+// SwapKey implements Store.
+func (s *BoltStore) SwapKey(_ context.Context, name string, old, next []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketKeys)
+		cur := b.Get([]byte(name))
+		if (cur == nil) != (old == nil) || !bytes.Equal(cur, old) {
+			return ErrKeyChanged
+		}
+		return b.Put([]byte(name), next)
+	})
+}
+
+// Snapshot implements Snapshotter: one read transaction sees one state.
+func (s *BoltStore) Snapshot(context.Context) (*Snapshot, error) {
+	var snap *Snapshot
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		snap, err = readSnapshot(tx)
+		return err
+	})
+	return snap, err
+}
+
+// readSnapshot reads a whole Gatehouse store inside one transaction.
+func readSnapshot(tx *bolt.Tx) (*Snapshot, error) {
+	clients, keys, revs := tx.Bucket(bucketClients), tx.Bucket(bucketKeys), tx.Bucket(bucketRevocations)
+	if clients == nil || keys == nil || revs == nil {
+		return nil, errors.New("not a Gatehouse store (buckets missing)")
+	}
+	snap := &Snapshot{Keys: map[string][]byte{}, Revocations: map[string]time.Time{}}
+	err := clients.ForEach(func(_, v []byte) error {
+		c, err := decodeClient(v)
+		if err == nil {
+			snap.Clients = append(snap.Clients, c)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.ForEach(func(k, v []byte) error {
+		snap.Keys[string(k)] = bytes.Clone(v)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	err = revs.ForEach(func(k, v []byte) error {
+		if until, ok := decodeUntil(v); ok {
+			snap.Revocations[string(k)] = until
+		}
+		return nil
+	})
+	return snap, err
+}
+
+// ReadBackup reads a Gatehouse bbolt file (a backup, or the file of a
+// stopped node) without changing it. Run it on a copy, never on the file
+// a running Caddy holds (it would wait for the lock).
+func ReadBackup(path string) (*Snapshot, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("opening %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer db.Close()
+	var snap *Snapshot
+	err = db.View(func(tx *bolt.Tx) error {
+		if err := checkSchema(tx); err != nil {
+			return err
+		}
+		snap, err = readSnapshot(tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return snap, nil
+}
+
+// checkSchema refuses a file that is not a Gatehouse store this version
+// can read.
+func checkSchema(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || tx.Bucket(bucketClients) == nil || tx.Bucket(bucketKeys) == nil {
+		return errors.New("not a Gatehouse store (buckets missing)")
+	}
+	v, err := strconv.Atoi(string(meta.Get(keySchemaVersion)))
+	if err != nil {
+		return errors.New("unreadable schema version")
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this Gatehouse supports (%d)", v, SchemaVersion)
+	}
+	return nil
+}
+
+// writeBoltBackup streams snap as a bbolt database file, the format of
+// every Gatehouse backup. The file is built in a private temporary file
+// (bbolt needs a file to write pages to) and removed afterwards. Client
+// revisions are kept, and the clients bucket's sequence starts above every
+// one of them, so a BoltStore opened on the copy never reuses a revision.
+func writeBoltBackup(snap *Snapshot, w io.Writer, begin func(size int64)) (int64, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-backup-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	tmp, err := OpenBolt(filepath.Join(dir, "backup.db"), 0)
+	if err != nil {
+		return 0, err
+	}
+	defer tmp.Close()
+	err = tmp.db.Update(func(tx *bolt.Tx) error {
+		clients := tx.Bucket(bucketClients)
+		seq := uint64(max(snap.Revision, 0))
+		for _, c := range snap.Clients {
+			val, err := encodeClient(c)
+			if err != nil {
+				return err
+			}
+			if err := clients.Put([]byte(c.ID), val); err != nil {
+				return err
+			}
+			seq = max(seq, c.Revision)
+		}
+		if err := clients.SetSequence(seq); err != nil {
+			return err
+		}
+		for name, v := range snap.Keys {
+			if err := tx.Bucket(bucketKeys).Put([]byte(name), v); err != nil {
+				return err
+			}
+		}
+		for id, until := range snap.Revocations {
+			if err := tx.Bucket(bucketRevocations).Put([]byte(id), encodeUntil(until)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("writing the backup file: %w", err)
+	}
+	return tmp.Backup(w, begin)
+}
+
+func encodeUntil(until time.Time) []byte {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(until.Unix()))
+	return v[:]
+}
+
+// decodeUntil reads a revocation's expiry; anything else is not ours.
+func decodeUntil(v []byte) (time.Time, bool) {
+	if len(v) != 8 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(binary.BigEndian.Uint64(v)), 0), true
+}
+
+// Revoke implements Store.
+func (s *BoltStore) Revoke(_ context.Context, tokenID string, until time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRevocations).Put([]byte(tokenID), v[:])
+		return tx.Bucket(bucketRevocations).Put([]byte(tokenID), encodeUntil(until))
 	})
 }
 
@@ -333,10 +493,11 @@ func (s *BoltStore) Revoke(_ context.Context, tokenID string, until time.Time) e
 func (s *BoltStore) ForEachRevocation(_ context.Context, fn func(string, time.Time) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRevocations).ForEach(func(k, v []byte) error {
-			if len(v) != 8 {
+			until, ok := decodeUntil(v)
+			if !ok {
 				return nil // not ours; ignore rather than fail startup
 			}
-			return fn(string(k), time.Unix(int64(binary.BigEndian.Uint64(v)), 0))
+			return fn(string(k), until)
 		})
 	})
 }
@@ -399,19 +560,11 @@ func InspectBackup(path string) (BackupInfo, error) {
 	}
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
-		meta, clients := tx.Bucket(bucketMeta), tx.Bucket(bucketClients)
-		if meta == nil || clients == nil || tx.Bucket(bucketKeys) == nil {
-			return errors.New("not a Gatehouse store (buckets missing)")
+		if err := checkSchema(tx); err != nil {
+			return err
 		}
-		v, err := strconv.Atoi(string(meta.Get(keySchemaVersion)))
-		if err != nil {
-			return errors.New("unreadable schema version")
-		}
-		if v > SchemaVersion {
-			return fmt.Errorf("schema version %d is newer than this Gatehouse supports (%d)", v, SchemaVersion)
-		}
-		info.SchemaVersion = v
-		return clients.ForEach(func(_, val []byte) error {
+		info.SchemaVersion, _ = strconv.Atoi(string(tx.Bucket(bucketMeta).Get(keySchemaVersion)))
+		return tx.Bucket(bucketClients).ForEach(func(_, val []byte) error {
 			if _, err := decodeClient(val); err != nil {
 				return err
 			}
@@ -427,6 +580,7 @@ func InspectBackup(path string) (BackupInfo, error) {
 
 // Interface guards.
 var (
-	_ Store    = (*BoltStore)(nil)
-	_ Backuper = (*BoltStore)(nil)
+	_ Store       = (*BoltStore)(nil)
+	_ Backuper    = (*BoltStore)(nil)
+	_ Snapshotter = (*BoltStore)(nil)
 )

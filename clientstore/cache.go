@@ -35,13 +35,27 @@ const maxStaleRetries = 3
 // to the Store first and replace the in-memory snapshot as soon as the Store
 // acknowledges them, so a change is in effect on the very next request.
 type Cache struct {
-	store  Store
-	hasher *Hasher
-	dummy  string // a hash to verify against for unknown client ids
-	clock  atomic.Pointer[func() time.Time]
+	store   Store
+	secrets atomic.Pointer[secretHasher] // replaced only by a restore
+	clock   atomic.Pointer[func() time.Time]
 
 	clients sync.Map   // client_id → *Client (immutable snapshot)
 	writeMu sync.Mutex // serializes writers so store and memory agree
+}
+
+// secretHasher is the secret-hashing key in use and a hash to verify
+// against for unknown client ids.
+type secretHasher struct {
+	*Hasher
+	dummy string
+}
+
+func newSecretHasher(key []byte) (*secretHasher, error) {
+	h, err := NewHasher(key)
+	if err != nil {
+		return nil, err
+	}
+	return &secretHasher{Hasher: h, dummy: h.Hash("")}, nil
 }
 
 // NewCache loads every client of store into memory.
@@ -50,11 +64,12 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	hasher, err := NewHasher(key)
+	h, err := newSecretHasher(key)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{store: store, hasher: hasher, dummy: hasher.Hash("")}
+	c := &Cache{store: store}
+	c.secrets.Store(h)
 	err = store.ForEachClient(ctx, func(cl *Client) error {
 		c.clients.Store(cl.ID, cl)
 		return nil
@@ -96,6 +111,8 @@ func randomKey() ([]byte, error) {
 	_, err := rand.Read(k)
 	return k, err
 }
+
+func (c *Cache) hasher() *secretHasher { return c.secrets.Load() }
 
 // Store is the durable store behind the cache.
 func (c *Cache) Store() Store { return c.store }
@@ -163,14 +180,16 @@ func (c *Cache) Authenticate(id, secret string) (*Client, bool) {
 	if !ok {
 		// Spend the same work as a real check, so timing does not tell
 		// which client ids exist.
-		c.hasher.Verify(c.dummy, secret)
+		h := c.hasher()
+		h.Verify(h.dummy, secret)
 		return nil, false
 	}
-	ok = c.hasher.Verify(cl.SecretHash, secret)
+	h := c.hasher()
+	ok = h.Verify(cl.SecretHash, secret)
 	if cl.PreviousSecretHash != "" && c.now().Before(cl.PreviousSecretExpiresAt) {
 		// Checked whichever way the first check went, so the time taken
 		// does not tell which of the two secrets was presented.
-		prev := c.hasher.Verify(cl.PreviousSecretHash, secret)
+		prev := h.Verify(cl.PreviousSecretHash, secret)
 		ok = ok || prev
 	}
 	return cl, ok
@@ -208,7 +227,7 @@ func (c *Cache) create(ctx context.Context, cl *Client, secretHash string) (*Cli
 		if secret, err = GenerateSecret(); err != nil {
 			return nil, "", err
 		}
-		secretHash = c.hasher.Hash(secret)
+		secretHash = c.hasher().Hash(secret)
 	}
 	now := c.now().UTC().Truncate(time.Second)
 	cl.SecretHash = secretHash
@@ -288,7 +307,7 @@ func (c *Cache) RotateSecret(ctx context.Context, id string, grace time.Duration
 	if err != nil {
 		return nil, "", err
 	}
-	hash := c.hasher.Hash(secret)
+	hash := c.hasher().Hash(secret)
 	cl, err := c.replace(ctx, id, ifRevision, func(cur *Client, now time.Time) (*Client, error) {
 		next := cur.Clone()
 		next.SecretHash = hash
@@ -386,3 +405,68 @@ func (c *Cache) DeleteIf(ctx context.Context, id string, ifRevision uint64) erro
 	}
 	return err
 }
+
+// Reset implements Follower: the clients become the snapshot's. On a store
+// with global revisions (etcd), a client this node wrote after the
+// snapshot was read (a higher revision) is kept: the watch that follows
+// the snapshot brings it anyway, and memory never goes back meanwhile.
+func (c *Cache) Reset(snap *Snapshot) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	if key, ok := snap.Keys[secretKeyName]; ok {
+		c.setSecretKey(key)
+	}
+	fresh := make(map[string]*Client, len(snap.Clients))
+	for _, cl := range snap.Clients {
+		fresh[cl.ID] = cl
+	}
+	newer := func(cl *Client) bool { return snap.Revision > 0 && cl.Revision > uint64(snap.Revision) }
+	c.clients.Range(func(k, v any) bool {
+		if cur := v.(*Client); fresh[cur.ID] == nil && !newer(cur) {
+			c.clients.Delete(k)
+		}
+		return true
+	})
+	for id, cl := range fresh {
+		if cur, ok := c.Get(id); ok && (cur.Revision == cl.Revision || newer(cur)) {
+			continue // unchanged: keep the snapshot pointer the hot path knows
+		}
+		c.clients.Store(id, cl)
+	}
+}
+
+// Apply implements Follower: changes made by any node. A change older than
+// what memory holds (this node's own write, seen again) is skipped, so
+// memory never goes back and unchanged clients keep their snapshot.
+func (c *Cache) Apply(changes []Change) {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	for _, ch := range changes {
+		switch ch.Kind {
+		case ClientPut:
+			if cur, ok := c.Get(ch.Name); ok && cur.Revision >= ch.Client.Revision {
+				continue
+			}
+			c.clients.Store(ch.Name, ch.Client)
+		case ClientDeleted:
+			if cur, ok := c.Get(ch.Name); ok && cur.Revision < uint64(ch.Revision) {
+				c.clients.Delete(ch.Name)
+			}
+		case KeyPut:
+			if ch.Name == secretKeyName {
+				c.setSecretKey(ch.Value)
+			}
+		}
+	}
+}
+
+// setSecretKey switches to another secret-hashing key (a restore brought
+// the key the restored clients' hashes were made with).
+func (c *Cache) setSecretKey(key []byte) {
+	if h, err := newSecretHasher(key); err == nil {
+		c.secrets.Store(h)
+	}
+}
+
+// Interface guard.
+var _ Follower = (*Cache)(nil)

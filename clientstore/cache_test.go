@@ -126,7 +126,7 @@ func TestCacheCreateAndAuthenticate(t *testing.T) {
 // secret is always server-generated.
 func TestCacheCreateIgnoresCallerSecretFields(t *testing.T) {
 	c, _, _ := newTestCache(t)
-	in := &Client{ID: "svc", SecretHash: c.hasher.Hash("chosen-by-caller"), Generation: 42,
+	in := &Client{ID: "svc", SecretHash: c.hasher().Hash("chosen-by-caller"), Generation: 42,
 		CreatedAt: time.Unix(0, 0), UpdatedAt: time.Unix(0, 0)}
 	created, _ := mustCreate(t, c, in)
 	if _, ok := c.Authenticate("svc", "chosen-by-caller"); ok {
@@ -216,7 +216,7 @@ func TestCacheUpdate(t *testing.T) {
 		Owner:    "b",
 		Disabled: true,
 		// Fields Update must not take from its caller:
-		SecretHash: c.hasher.Hash("chosen-by-caller"),
+		SecretHash: c.hasher().Hash("chosen-by-caller"),
 		Generation: 99,
 		CreatedAt:  time.Unix(0, 0),
 		UpdatedAt:  time.Unix(0, 0),

@@ -22,6 +22,17 @@ var (
 	// ErrRevisionMismatch: a conditional write found the client at another
 	// revision than the caller expected (someone else changed it first).
 	ErrRevisionMismatch = errors.New("client changed since the expected revision")
+	// ErrKeyChanged: SwapKey found other key material than expected.
+	ErrKeyChanged = errors.New("key changed since it was read")
+	// ErrUnavailable: the store cannot be reached (etcd down, partitioned
+	// or too slow). Nothing is known to have been written; memory still
+	// serves reads.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrCompacted: a watch cannot deliver the changes asked for because
+	// the store has discarded that history; reload everything.
+	ErrCompacted = errors.New("store history compacted")
+	// ErrNotEmpty: Restore needs a store without clients.
+	ErrNotEmpty = errors.New("store already has clients")
 )
 
 // Limits on client fields. They keep one client record small, so that the

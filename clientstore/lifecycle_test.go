@@ -278,7 +278,7 @@ func TestCacheRecoversFromStaleMemory(t *testing.T) {
 
 	// Behind the cache's back: another writer rotates the secret.
 	behind := cl.Clone()
-	behind.SecretHash = c.hasher.Hash("rotated-elsewhere")
+	behind.SecretHash = c.hasher().Hash("rotated-elsewhere")
 	if err := s.UpdateClient(ctx, behind); err != nil {
 		t.Fatal(err)
 	}

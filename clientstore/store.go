@@ -39,6 +39,11 @@ type Store interface {
 	// the result of create first if there is none yet. Key material is
 	// created once per store, never per process.
 	LoadOrCreateKey(ctx context.Context, name string, create func() ([]byte, error)) ([]byte, error)
+	// SwapKey replaces the key material stored under name with next, only
+	// if it is still old (checked in the same transaction as the write):
+	// ErrKeyChanged otherwise. It is how key rings rotate without two
+	// writers losing each other's keys.
+	SwapKey(ctx context.Context, name string, old, next []byte) error
 
 	// Revoke records that the token with the given id is revoked until the
 	// time it would have expired anyway.
@@ -52,11 +57,73 @@ type Store interface {
 	Close() error
 }
 
+// Snapshot is the whole content of a store at one point in time.
+type Snapshot struct {
+	// Revision is the store revision the snapshot was read at; a watch
+	// from Revision+1 misses nothing. Zero for stores without revisions.
+	Revision    int64
+	Clients     []*Client // in client_id order
+	Keys        map[string][]byte
+	Revocations map[string]time.Time
+}
+
+// Snapshotter is a Store that can read all of itself consistently: clients,
+// keys and revocations as of one instant.
+type Snapshotter interface {
+	Snapshot(ctx context.Context) (*Snapshot, error)
+}
+
+// ChangeKind says what a Change did.
+type ChangeKind int
+
+// Kinds of changes a Watcher reports.
+const (
+	ClientPut ChangeKind = iota + 1
+	ClientDeleted
+	KeyPut
+	RevocationPut
+	RevocationDeleted
+)
+
+// Change is one write to a shared store, made by any process using it.
+type Change struct {
+	Kind     ChangeKind
+	Revision int64     // the store revision of this write
+	Name     string    // client id, key name or revoked id
+	Client   *Client   // ClientPut: the client as stored (Revision set)
+	Value    []byte    // KeyPut: the key material
+	Until    time.Time // RevocationPut: until when the id is revoked
+}
+
+// WatchBatch is one answer of a watch: the changes of one or more
+// revisions in store order, or none at all when the store only confirms
+// that everything up to Revision has been delivered (a heartbeat).
+type WatchBatch struct {
+	Revision int64 // the store's revision when the batch was sent
+	Changes  []Change
+}
+
+// Watcher is a Store that several processes share (etcd): it reports
+// every change, whoever made it, so that each process can keep its memory
+// current. BoltStore is no Watcher: its file has one writer, this process.
+type Watcher interface {
+	Snapshotter
+	// Watch calls fn for every batch of changes from revision from on, in
+	// order, until ctx ends (it returns ctx's error) or the watch fails. It
+	// never skips a change silently: if the store can no longer deliver
+	// the changes since from (compaction), it fails with ErrCompacted and
+	// the caller must take a new Snapshot. While the store is unreachable
+	// it keeps trying and delivers nothing; fn also gets empty batches as
+	// heartbeats while the store is reachable and quiet.
+	Watch(ctx context.Context, from int64, fn func(WatchBatch)) error
+}
+
 // Backuper is a Store that can write a consistent copy of itself while it
 // keeps serving reads and writes.
 type Backuper interface {
-	// Backup writes a point-in-time copy of the whole store to w, in a form
-	// the same kind of store opens as it is (for bbolt: a database file).
+	// Backup writes a point-in-time copy of the whole store to w as a
+	// bbolt database file (for every backend: a backup of an etcd store
+	// opens as a BoltStore and restores into any store, see Restore).
 	// It calls begin with the copy's exact size in bytes before the first
 	// write, so callers can announce it (Content-Length). It returns the
 	// number of bytes written.
