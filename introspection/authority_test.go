@@ -120,7 +120,7 @@ func TestRevokeIgnoresInvalidTokens(t *testing.T) {
 		"garbage":   "gat_garbage",
 		"not ours":  "eyJhbGciOiJub25lIn0.e30.",
 		"expired":   expired,
-		"forged":    sealedRaw(tokenVersion, e.sealer.active, 80),
+		"forged":    sealedRaw(tokenVersion, e.sealer.activeID(), 80),
 		"no prefix": "AQID",
 	} {
 		if err := e.auth.Revoke(ctx, cl, tok); err != nil {

@@ -86,7 +86,7 @@ func forge(t testing.TB, alg jose.SignatureAlgorithm, key any, header map[string
 
 // privateKey is the raw private key of the env's signer, to forge tokens
 // the way only the authority itself could.
-func (e *env) privateKey() any { return e.signer.private.Key }
+func (e *env) privateKey() any { return e.signer.keys().private.Key }
 
 // RFC 9068 §2.1 and §2.2, for each signing algorithm Gatehouse offers: a
 // client with access_token_strategy "jwt" gets a JWT with typ at+jwt, alg
@@ -220,7 +220,7 @@ func TestJWTAccessTokenRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pubJWK []byte
-	if pubJWK, err = json.Marshal(e.signer.public); err != nil {
+	if pubJWK, err = json.Marshal(e.signer.keys().public); err != nil {
 		t.Fatal(err)
 	}
 	parts := strings.SplitN(good, ".", 3)

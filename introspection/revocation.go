@@ -29,16 +29,58 @@ var ErrReplay = errors.New("already used")
 // oneTimePrefix marks one-time ids in the store, apart from token ids.
 const oneTimePrefix = "once:"
 
+// Reset implements clientstore.Follower: the revocations of a snapshot
+// are added to what memory holds. Nothing is dropped: the store only ever
+// removes revocations that have expired (pruning), which memory prunes by
+// itself, so a snapshot older than a revocation just made here cannot undo
+// it.
+func (r *Revocations) Reset(snap *clientstore.Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.update(func(ids map[TokenID]int64) {
+		for key, until := range snap.Revocations {
+			r.add(ids, key, until)
+		}
+	})
+}
+
+// Apply implements clientstore.Follower: revocations and one-time ids
+// recorded by any node are in force here as soon as the store reports
+// them.
+func (r *Revocations) Apply(changes []clientstore.Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.update(func(ids map[TokenID]int64) {
+		for _, ch := range changes {
+			switch ch.Kind {
+			case clientstore.RevocationPut:
+				r.add(ids, ch.Name, ch.Until)
+			case clientstore.RevocationDeleted:
+				if once, ok := strings.CutPrefix(ch.Name, oneTimePrefix); ok {
+					delete(r.used, once)
+				} else if id, ok := ParseTokenID(ch.Name); ok {
+					delete(ids, id)
+				}
+			}
+		}
+	})
+}
+
+// add records one stored revocation; callers hold mu.
+func (r *Revocations) add(ids map[TokenID]int64, key string, until time.Time) {
+	if once, ok := strings.CutPrefix(key, oneTimePrefix); ok {
+		r.used[once] = until.Unix()
+	} else if id, ok := ParseTokenID(key); ok {
+		ids[id] = until.Unix()
+	}
+}
+
 // LoadRevocations reads the persisted revocations of store.
 func LoadRevocations(ctx context.Context, store clientstore.Store) (*Revocations, error) {
 	r := &Revocations{store: store, used: make(map[string]int64)}
 	ids := make(map[TokenID]int64)
 	err := store.ForEachRevocation(ctx, func(key string, until time.Time) error {
-		if once, ok := strings.CutPrefix(key, oneTimePrefix); ok {
-			r.used[once] = until.Unix()
-		} else if id, ok := ParseTokenID(key); ok {
-			ids[id] = until.Unix()
-		}
+		r.add(ids, key, until)
 		return nil
 	})
 	r.ids.Store(&ids)
@@ -116,3 +158,6 @@ func (r *Revocations) Prune(ctx context.Context, now time.Time) error {
 	}
 	return nil
 }
+
+// Interface guard.
+var _ clientstore.Follower = (*Revocations)(nil)

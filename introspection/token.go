@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
@@ -92,11 +93,20 @@ type sealKey struct {
 
 // Sealer mints and opens access tokens with XChaCha20-Poly1305. The key id
 // travels in the clear inside the token so keys can rotate: tokens sealed
-// under an older key of the ring still open.
+// under an older key of the ring still open. The ring can change while the
+// Sealer serves (a rotation here or on another node): readers load it with
+// one atomic read.
 type Sealer struct {
+	ring atomic.Pointer[sealRing]
+	bufs sync.Pool
+}
+
+// sealRing is one version of the key ring.
+type sealRing struct {
 	active uint32
 	keys   map[uint32]sealKeyAEAD
-	bufs   sync.Pool
+	list   []sealKey
+	raw    []byte // as stored
 }
 
 type sealKeyAEAD struct {
@@ -110,13 +120,8 @@ type sealKeyAEAD struct {
 // first start. Tokens therefore survive restarts.
 func LoadSealer(ctx context.Context, store clientstore.Store) (*Sealer, error) {
 	raw, err := store.LoadOrCreateKey(ctx, sealKeysName, func() ([]byte, error) {
-		k := sealKey{Key: make([]byte, chacha20poly1305.KeySize), Created: time.Now().UTC()}
-		var id [4]byte
-		if _, err := rand.Read(id[:]); err != nil {
-			return nil, err
-		}
-		k.ID = binary.BigEndian.Uint32(id[:])
-		if _, err := rand.Read(k.Key); err != nil {
+		k, err := newSealKey(time.Now())
+		if err != nil {
 			return nil, err
 		}
 		return json.Marshal([]sealKey{k})
@@ -124,35 +129,80 @@ func LoadSealer(ctx context.Context, store clientstore.Store) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ring []sealKey
-	if err := json.Unmarshal(raw, &ring); err != nil || len(ring) == 0 {
-		return nil, fmt.Errorf("token-sealing keys unreadable: %v", err)
+	s := newEmptySealer()
+	return s, s.SetRing(raw)
+}
+
+func newSealKey(now time.Time) (sealKey, error) {
+	k := sealKey{Key: make([]byte, chacha20poly1305.KeySize), Created: now.UTC()}
+	var id [4]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return k, err
 	}
-	return newSealer(ring)
+	k.ID = binary.BigEndian.Uint32(id[:])
+	_, err := rand.Read(k.Key)
+	return k, err
+}
+
+func newEmptySealer() *Sealer {
+	s := &Sealer{}
+	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	return s
 }
 
 func newSealer(ring []sealKey) (*Sealer, error) {
-	s := &Sealer{keys: make(map[uint32]sealKeyAEAD, len(ring))}
+	raw, err := json.Marshal(ring)
+	if err != nil {
+		return nil, err
+	}
+	s := newEmptySealer()
+	return s, s.SetRing(raw)
+}
+
+// SetRing switches to the key ring stored as raw: on load, after a
+// rotation, and when the store reports that another node rotated.
+func (s *Sealer) SetRing(raw []byte) error {
+	var list []sealKey
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) == 0 {
+		return fmt.Errorf("token-sealing keys unreadable: %v", err)
+	}
+	r := &sealRing{keys: make(map[uint32]sealKeyAEAD, len(list)), list: list, raw: raw}
 	var newest time.Time
-	for i, k := range ring {
+	for i, k := range list {
 		aead, err := chacha20poly1305.NewX(k.Key)
 		if err != nil {
-			return nil, fmt.Errorf("token-sealing key %d: %w", k.ID, err)
+			return fmt.Errorf("token-sealing key %d: %w", k.ID, err)
 		}
-		s.keys[k.ID] = sealKeyAEAD{aead: aead}
+		r.keys[k.ID] = sealKeyAEAD{aead: aead}
 		if i == 0 || k.Created.After(newest) {
-			s.active, newest = k.ID, k.Created
+			r.active, newest = k.ID, k.Created
 		}
 	}
-	s.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
-	return s, nil
+	s.ring.Store(r)
+	return nil
+}
+
+// activeID is the id of the key new tokens are sealed under.
+func (s *Sealer) activeID() uint32 { return s.ring.Load().active }
+
+// KeyIDs lists the ids of the ring's keys, the active one first.
+func (s *Sealer) KeyIDs() []uint32 {
+	r := s.ring.Load()
+	ids := []uint32{r.active}
+	for _, k := range r.list {
+		if k.ID != r.active {
+			ids = append(ids, k.ID)
+		}
+	}
+	return ids
 }
 
 // Seal mints the token string for c. c.ID is set from the fresh nonce.
 func (s *Sealer) Seal(c *Claims) (string, error) {
+	ring := s.ring.Load()
 	var hdr [headerLen + nonceLen]byte
 	hdr[0] = tokenVersion
-	binary.BigEndian.PutUint32(hdr[1:5], s.active)
+	binary.BigEndian.PutUint32(hdr[1:5], ring.active)
 	nonce := hdr[headerLen:]
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
@@ -160,7 +210,7 @@ func (s *Sealer) Seal(c *Claims) (string, error) {
 	copy(c.ID[:], nonce)
 
 	plain := appendClaims(make([]byte, 0, 128), c)
-	sealed := s.keys[s.active].aead.Seal(append([]byte(nil), hdr[:]...), nonce, plain, hdr[:headerLen])
+	sealed := ring.keys[ring.active].aead.Seal(append([]byte(nil), hdr[:]...), nonce, plain, hdr[:headerLen])
 	return TokenPrefix + base64.RawURLEncoding.EncodeToString(sealed), nil
 }
 
@@ -189,7 +239,7 @@ func (s *Sealer) Open(token string) (Claims, error) {
 	if raw[0] != tokenVersion {
 		return Claims{}, ErrMalformed
 	}
-	key, ok := s.keys[binary.BigEndian.Uint32(raw[1:5])]
+	key, ok := s.ring.Load().keys[binary.BigEndian.Uint32(raw[1:5])]
 	if !ok {
 		return Claims{}, ErrUnknownKey
 	}

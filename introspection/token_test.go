@@ -276,7 +276,7 @@ func TestOpenRefusesTruncation(t *testing.T) {
 func TestOpenUnknownKeyOfAnotherStore(t *testing.T) {
 	a, b := newEnv(t), newEnv(t)
 	tok := a.issue(a.newClient("svc")).AccessToken
-	if tokenKeyID(t, tok) == b.sealer.active {
+	if tokenKeyID(t, tok) == b.sealer.activeID() {
 		t.Skip("the two stores drew the same random key id (1 in 2^32)")
 	}
 	if _, err := b.sealer.Open(tok); !errors.Is(err, ErrUnknownKey) {
@@ -299,11 +299,11 @@ func TestSealerKeysPersistAcrossReopen(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open before reopen: %v", err)
 	}
-	activeBefore := e.sealer.active
+	activeBefore := e.sealer.activeID()
 
 	e.reopen()
-	if e.sealer.active != activeBefore {
-		t.Errorf("active key id after reopen = %d, want %d (the persisted key)", e.sealer.active, activeBefore)
+	if e.sealer.activeID() != activeBefore {
+		t.Errorf("active key id after reopen = %d, want %d (the persisted key)", e.sealer.activeID(), activeBefore)
 	}
 	after, err := e.sealer.Open(tok)
 	if err != nil {
@@ -343,8 +343,8 @@ func TestSealerKeyRotation(t *testing.T) {
 			if err != nil {
 				t.Fatalf("newSealer: %v", err)
 			}
-			if ring.active != cur.ID {
-				t.Errorf("active key = %d, want the newest key %d", ring.active, cur.ID)
+			if ring.activeID() != cur.ID {
+				t.Errorf("active key = %d, want the newest key %d", ring.activeID(), cur.ID)
 			}
 			got, err := ring.Open(oldTok)
 			if err != nil {
@@ -399,7 +399,7 @@ func TestLoadSealerRefusesUnreadableRing(t *testing.T) {
 				t.Fatalf("storing the ring: %v", err)
 			}
 			if s, err := LoadSealer(ctx, st); err == nil {
-				t.Errorf("LoadSealer of ring %q: got a sealer (active %d), want an error", tt.stored, s.active)
+				t.Errorf("LoadSealer of ring %q: got a sealer (active %d), want an error", tt.stored, s.activeID())
 			}
 		})
 	}
