@@ -34,11 +34,16 @@ const (
 	// (Hydra's admin API pages the same way).
 	defaultPageSize = 250
 	maxPageSize     = 1000
+	// maxRestoreBody bounds an uploaded backup.
+	maxRestoreBody = 1 << 30
 )
 
 const (
 	adminClientsPath = "/gatehouse/clients"
 	adminBackupPath  = "/gatehouse/backup"
+	adminRestorePath = "/gatehouse/restore"
+	adminRotatePath  = "/gatehouse/keys/rotate"
+	adminHealthPath  = "/gatehouse/health"
 	importSegment    = "import"
 	secretSegment    = "secret"
 	mergePatchType   = "application/merge-patch+json"
@@ -62,6 +67,9 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: adminClientsPath, Handler: caddy.AdminHandlerFunc(a.handleClients)},
 		{Pattern: adminClientsPath + "/", Handler: caddy.AdminHandlerFunc(a.handleClient)},
 		{Pattern: adminBackupPath, Handler: caddy.AdminHandlerFunc(a.handleBackup)},
+		{Pattern: adminRestorePath, Handler: caddy.AdminHandlerFunc(a.handleRestore)},
+		{Pattern: adminRotatePath, Handler: caddy.AdminHandlerFunc(a.handleRotateKeys)},
+		{Pattern: adminHealthPath, Handler: caddy.AdminHandlerFunc(a.handleHealth)},
 	}
 }
 
@@ -657,8 +665,19 @@ func storeError(err error, id string) error {
 		return apiError(http.StatusConflict, "client %q already exists", id)
 	case errors.Is(err, clientstore.ErrRevisionMismatch):
 		return apiError(http.StatusPreconditionFailed, "client %q has changed since the ETag given in If-Match", id)
+	case errors.Is(err, clientstore.ErrUnavailable):
+		return unavailable(err)
 	}
 	return apiError(http.StatusInternalServerError, "storing client %q: %v", id, err)
+}
+
+// unavailable is the answer to a write while the store cannot be reached:
+// the node keeps serving from memory, but nothing can change until the
+// store is back.
+func unavailable(err error) error {
+	return apiError(http.StatusServiceUnavailable,
+		"gatehouse storage is unavailable, the change was not confirmed (retry when it is back; GET %s shows the node's view): %v",
+		adminHealthPath, err)
 }
 
 func notFound(id string) error {

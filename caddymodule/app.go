@@ -6,11 +6,16 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -66,13 +71,46 @@ type App struct {
 	stop       context.CancelFunc
 }
 
-// Storage selects the store. Only the embedded bbolt store exists today.
+// Storage selects the store.
 type Storage struct {
-	// Backend is "bolt" (the default).
+	// Backend is "bolt" (the default: one node, one file) or "etcd" (a
+	// cluster of nodes sharing clients, keys and revocations).
 	Backend string `json:"backend,omitempty"`
 	// Path of the bbolt file. Default: gatehouse/gatehouse.db in Caddy's
 	// data directory.
 	Path string `json:"path,omitempty"`
+	// Etcd configures the etcd backend.
+	Etcd *EtcdStorage `json:"etcd,omitempty"`
+}
+
+// EtcdStorage says how to reach etcd. Every field takes placeholders such
+// as {env.ETCD_PASSWORD}, resolved when the config is loaded.
+type EtcdStorage struct {
+	// Client URLs of the etcd members, e.g. https://10.0.0.1:2379.
+	Endpoints []string `json:"endpoints,omitempty"`
+	// Prefix of every Gatehouse key, so several deployments share one
+	// etcd. Always ends with "/". Default: /gatehouse/.
+	Prefix string `json:"prefix,omitempty"`
+	// Credentials of etcd's authentication, if enabled.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// TLS to etcd (client certificate and/or a private CA).
+	TLS *EtcdTLS `json:"tls,omitempty"`
+	// How long to wait for a connection. Default: 5s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	// How long a read or write may take before it fails: admin writes
+	// then answer 503. Default: 5s.
+	RequestTimeout caddy.Duration `json:"request_timeout,omitempty"`
+}
+
+// EtcdTLS holds PEM files for TLS to etcd.
+type EtcdTLS struct {
+	// CA certificate(s) that sign etcd's server certificates (default:
+	// the system roots).
+	CA string `json:"ca,omitempty"`
+	// Client certificate and its key, for etcd's client-cert auth.
+	Cert string `json:"cert,omitempty"`
+	Key  string `json:"key,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -83,20 +121,48 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// stores holds the open stores, keyed by the cleaned absolute file path,
-// so that config generations share one open bbolt file.
+// stores holds the open stores, keyed by what identifies the backend: the
+// cleaned absolute file path of a bbolt store, the endpoints and prefix of
+// an etcd store. Config generations share one open store: one bbolt lock,
+// one etcd client and one watch.
 var stores = caddy.NewUsagePool()
 
 // state is what config generations share for one store.
 type state struct {
-	store       *clientstore.BoltStore
+	store       clientstore.Store
 	clients     *clientstore.Cache
 	sealer      *introspection.Sealer
 	revocations *introspection.Revocations
+	sync        *clientstore.Sync
+	logger      *zap.Logger
+
+	mu      sync.Mutex
+	signers map[string]*introspection.Signer // by algorithm
 }
 
-// Destruct closes the store when no config uses it any more.
-func (s *state) Destruct() error { return s.store.Close() }
+// Destruct stops the watch and closes the store when no config uses it
+// any more.
+func (s *state) Destruct() error {
+	s.sync.Stop()
+	return s.store.Close()
+}
+
+// signer returns the shared signer for alg, loading its key ring once and
+// following it in the store (rotations made on other nodes).
+func (s *state) signer(ctx context.Context, alg string) (*introspection.Signer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sg, ok := s.signers[alg]; ok {
+		return sg, nil
+	}
+	sg, err := introspection.LoadSigner(ctx, s.store, alg)
+	if err != nil {
+		return nil, err
+	}
+	sg.Follow(s.sync, s.logger)
+	s.signers[alg] = sg
+	return sg, nil
+}
 
 // Provision opens (or shares) the store and builds the token authority.
 func (a *App) Provision(ctx caddy.Context) error {
@@ -104,20 +170,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.validate(); err != nil {
 		return err
 	}
-	path, err := a.storePath()
+	key, desc, open, err := a.storeOpener()
 	if err != nil {
 		return err
 	}
-	val, _, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
-		return openState(ctx, path)
+	val, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return open(ctx, a.logger)
 	})
 	if err != nil {
 		return fmt.Errorf("gatehouse storage: %w", err)
 	}
-	a.poolKey = path
+	a.poolKey = key
 	st := val.(*state)
 	a.state = st
-	signer, err := introspection.LoadSigner(ctx, st.store, a.SigningAlg)
+	signer, err := st.signer(ctx, a.SigningAlg)
 	if err != nil {
 		return err
 	}
@@ -128,17 +194,129 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AccessTokenStrategy: a.AccessTokenStrategy,
 	}, st.clients, st.sealer, signer, st.revocations)
 	a.remoteKeys = introspection.NewRemoteKeys(nil)
-	a.logger.Info("gatehouse ready", zap.String("storage", path), zap.String("issuer", a.Issuer),
+	if err := a.registerMetrics(ctx); err != nil {
+		return err
+	}
+	a.logger.Info("gatehouse ready", zap.String("storage", desc), zap.String("issuer", a.Issuer),
 		zap.String("signing_alg", signer.Alg()), zap.String("kid", signer.KeyID()))
 	return nil
 }
 
-func openState(ctx context.Context, path string) (*state, error) {
+type stateOpener func(ctx context.Context, logger *zap.Logger) (*state, error)
+
+// storeOpener returns the pool key of the configured store, a description
+// for logs, and how to open it.
+func (a *App) storeOpener() (string, string, stateOpener, error) {
+	if a.Storage == nil || a.Storage.Backend != "etcd" {
+		path, err := a.storePath()
+		if err != nil {
+			return "", "", nil, err
+		}
+		return path, "bolt " + path, func(ctx context.Context, logger *zap.Logger) (*state, error) {
+			return openState(ctx, path, logger)
+		}, nil
+	}
+	cfg, err := a.Storage.Etcd.config()
+	if err != nil {
+		return "", "", nil, err
+	}
+	desc := "etcd " + strings.Join(cfg.Endpoints, ",") + " prefix " + cfg.Prefix
+	// The key names the backend (endpoints and prefix); a digest of the
+	// rest makes changed credentials or timeouts open a new client, while
+	// an unchanged config shares the client and its watch.
+	h := sha256.New()
+	for _, v := range []string{cfg.Username, cfg.Password, a.Storage.Etcd.tlsKey(),
+		cfg.DialTimeout.String(), cfg.RequestTimeout.String()} {
+		h.Write([]byte(v))
+		h.Write([]byte{0})
+	}
+	key := fmt.Sprintf("etcd %s %s #%x", strings.Join(cfg.Endpoints, ","), cfg.Prefix, h.Sum(nil)[:8])
+	return key, desc, func(ctx context.Context, logger *zap.Logger) (*state, error) {
+		cfg.Logger = logger.Named("etcd").WithOptions(zap.IncreaseLevel(zap.ErrorLevel))
+		store, err := clientstore.OpenEtcd(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		st, err := openStateLogged(ctx, store, logger)
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
+		return st, nil
+	}, nil
+}
+
+// config resolves placeholders and builds the client configuration.
+func (e *EtcdStorage) config() (clientstore.EtcdConfig, error) {
+	if e == nil {
+		return clientstore.EtcdConfig{}, errors.New("gatehouse: storage etcd needs endpoints")
+	}
+	repl := caddy.NewReplacer()
+	cfg := clientstore.EtcdConfig{
+		Prefix:         clientstore.NormalizeEtcdPrefix(repl.ReplaceKnown(e.Prefix, "")),
+		Username:       repl.ReplaceKnown(e.Username, ""),
+		Password:       repl.ReplaceKnown(e.Password, ""),
+		DialTimeout:    time.Duration(e.DialTimeout),
+		RequestTimeout: time.Duration(e.RequestTimeout),
+	}
+	for _, ep := range e.Endpoints {
+		ep = repl.ReplaceKnown(ep, "")
+		u, err := url.Parse(ep)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, fmt.Errorf("gatehouse: storage etcd: endpoint %q is not an http(s)://host:port URL", ep)
+		}
+		cfg.Endpoints = append(cfg.Endpoints, ep)
+	}
+	if len(cfg.Endpoints) == 0 {
+		return cfg, errors.New("gatehouse: storage etcd needs endpoints")
+	}
+	if !strings.HasPrefix(cfg.Prefix, "/") {
+		return cfg, fmt.Errorf("gatehouse: storage etcd: prefix %q must start with /", cfg.Prefix)
+	}
+	if e.DialTimeout < 0 || e.RequestTimeout < 0 {
+		return cfg, errors.New("gatehouse: storage etcd: timeouts must not be negative")
+	}
+	if e.TLS != nil {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if ca := repl.ReplaceKnown(e.TLS.CA, ""); ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return cfg, fmt.Errorf("gatehouse: storage etcd: tls ca: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return cfg, fmt.Errorf("gatehouse: storage etcd: tls ca %s: no PEM certificate", ca)
+			}
+		}
+		cert, key := repl.ReplaceKnown(e.TLS.Cert, ""), repl.ReplaceKnown(e.TLS.Key, "")
+		if (cert == "") != (key == "") {
+			return cfg, errors.New("gatehouse: storage etcd: tls cert and key go together")
+		}
+		if cert != "" {
+			pair, err := tls.LoadX509KeyPair(cert, key)
+			if err != nil {
+				return cfg, fmt.Errorf("gatehouse: storage etcd: tls cert/key: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		cfg.TLS = tc
+	}
+	return cfg, nil
+}
+
+func (e *EtcdStorage) tlsKey() string {
+	if e.TLS == nil {
+		return ""
+	}
+	return e.TLS.CA + "\x00" + e.TLS.Cert + "\x00" + e.TLS.Key
+}
+
+func openState(ctx context.Context, path string, logger *zap.Logger) (*state, error) {
 	store, err := clientstore.OpenBolt(path, 0)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStateOn(ctx, store)
+	st, err := openStateLogged(ctx, store, logger)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -147,8 +325,17 @@ func openState(ctx context.Context, path string) (*state, error) {
 }
 
 // openStateOn loads clients, keys and revocations of an open store.
-func openStateOn(ctx context.Context, store *clientstore.BoltStore) (*state, error) {
-	st := &state{store: store}
+func openStateOn(ctx context.Context, store clientstore.Store) (*state, error) {
+	return openStateLogged(ctx, store, nil)
+}
+
+// openStateLogged loads clients, keys and revocations of an open store
+// and, for a shared store (etcd), starts following its changes.
+func openStateLogged(ctx context.Context, store clientstore.Store, logger *zap.Logger) (*state, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	st := &state{store: store, logger: logger, signers: map[string]*introspection.Signer{}}
 	var err error
 	if st.clients, err = clientstore.NewCache(ctx, store); err == nil {
 		if st.sealer, err = introspection.LoadSealer(ctx, store); err == nil {
@@ -156,6 +343,17 @@ func openStateOn(ctx context.Context, store *clientstore.BoltStore) (*state, err
 		}
 	}
 	if err != nil {
+		return nil, err
+	}
+	snap, ok := store.(clientstore.Snapshotter)
+	if !ok {
+		return nil, fmt.Errorf("gatehouse: store %T cannot be read whole", store)
+	}
+	st.sync = clientstore.NewSync(snap, logger)
+	st.sync.Follow(st.clients)
+	st.sync.Follow(st.revocations)
+	st.sealer.Follow(st.sync, logger)
+	if err := st.sync.Start(ctx); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -184,8 +382,22 @@ func (a *App) validate() error {
 			return fmt.Errorf("gatehouse: scopes_supported: invalid scope %q (RFC 6749 §3.3)", sc)
 		}
 	}
-	if a.Storage != nil && a.Storage.Backend != "" && a.Storage.Backend != "bolt" {
-		return fmt.Errorf("gatehouse: unknown storage backend %q (supported: bolt)", a.Storage.Backend)
+	if a.Storage != nil {
+		switch a.Storage.Backend {
+		case "", "bolt":
+			if a.Storage.Etcd != nil {
+				return errors.New("gatehouse: storage etcd settings given with the bolt backend")
+			}
+		case "etcd":
+			if a.Storage.Path != "" {
+				return errors.New("gatehouse: storage path given with the etcd backend")
+			}
+			if _, err := a.Storage.Etcd.config(); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("gatehouse: unknown storage backend %q (supported: bolt, etcd)", a.Storage.Backend)
+		}
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ func init() {
 // parseGlobalOption parses the `gatehouse` global option:
 //
 //	gatehouse {
-//		storage bolt [<path>]
+//		storage bolt [<path>] | storage etcd { … } (see unmarshalStorage)
 //		issuer <url>
 //		token_ttl <duration>
 //		identity_ttl <duration>
@@ -53,19 +53,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "storage":
-			var backend string
-			if !d.Args(&backend) {
-				return d.ArgErr()
-			}
-			if backend != "bolt" {
-				return d.Errf("unknown storage backend %q (supported: bolt)", backend)
-			}
-			a.Storage = &Storage{Backend: backend}
-			if d.NextArg() {
-				a.Storage.Path = d.Val()
-			}
-			if d.NextArg() {
-				return d.ArgErr()
+			if err := a.unmarshalStorage(d); err != nil {
+				return err
 			}
 		case "issuer":
 			if err := oneArg(d, &a.Issuer); err != nil {
@@ -119,6 +108,144 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
+	}
+	return nil
+}
+
+// unmarshalStorage parses, the dispenser on the storage token:
+//
+//	storage bolt [<path>]
+//	storage etcd {
+//		endpoints <url...>
+//		prefix <prefix>
+//		username <name>
+//		password <password>
+//		tls {
+//			ca <pem file>
+//			cert <pem file>
+//			key <pem file>
+//		}
+//		dial_timeout <duration>
+//		request_timeout <duration>
+//	}
+//
+// `tls ca <file> cert <file> key <file>` on one line works too (Caddyfile
+// blocks cannot open and close on one line).
+func (a *App) unmarshalStorage(d *caddyfile.Dispenser) error {
+	var backend string
+	if !d.Args(&backend) {
+		return d.ArgErr()
+	}
+	switch backend {
+	case "bolt":
+		a.Storage = &Storage{Backend: backend}
+		if d.NextArg() {
+			a.Storage.Path = d.Val()
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		return nil
+	case "etcd":
+	default:
+		return d.Errf("unknown storage backend %q (supported: bolt, etcd)", backend)
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	e := new(EtcdStorage)
+	a.Storage = &Storage{Backend: backend, Etcd: e}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		switch name {
+		case "endpoints":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			for _, ep := range args {
+				if !strings.Contains(ep, "{") {
+					if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+						return d.Errf("storage etcd: endpoints: %q is not an http(s)://host:port URL", ep)
+					}
+				}
+			}
+			e.Endpoints = append(e.Endpoints, args...)
+		case "prefix":
+			if err := oneArg(d, &e.Prefix); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(e.Prefix, "/") && !strings.HasPrefix(e.Prefix, "{") {
+				return d.Errf("storage etcd: prefix %q must start with /", e.Prefix)
+			}
+		case "username":
+			if err := oneArg(d, &e.Username); err != nil {
+				return err
+			}
+		case "password":
+			if err := oneArg(d, &e.Password); err != nil {
+				return err
+			}
+		case "dial_timeout", "request_timeout":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("storage etcd: %s: want a positive duration, got %q", name, v)
+			}
+			if name == "dial_timeout" {
+				e.DialTimeout = caddy.Duration(dur)
+			} else {
+				e.RequestTimeout = caddy.Duration(dur)
+			}
+		case "tls":
+			if e.TLS != nil {
+				return d.Err("storage etcd: tls given twice")
+			}
+			e.TLS = new(EtcdTLS)
+			set := func(k, v string) error {
+				switch k {
+				case "ca":
+					e.TLS.CA = v
+				case "cert":
+					e.TLS.Cert = v
+				case "key":
+					e.TLS.Key = v
+				default:
+					return d.Errf("storage etcd: tls: unrecognized option %q (want ca, cert, key)", k)
+				}
+				return nil
+			}
+			args := d.RemainingArgs()
+			if len(args)%2 != 0 {
+				return d.Errf("storage etcd: tls: want pairs such as ca <file> cert <file> key <file>")
+			}
+			for i := 0; i < len(args); i += 2 {
+				if err := set(args[i], args[i+1]); err != nil {
+					return err
+				}
+			}
+			for n := d.Nesting(); d.NextBlock(n); {
+				k := d.Val()
+				var v string
+				if err := oneArg(d, &v); err != nil {
+					return err
+				}
+				if err := set(k, v); err != nil {
+					return err
+				}
+			}
+			if (e.TLS.Cert == "") != (e.TLS.Key == "") {
+				return d.Err("storage etcd: tls: cert and key go together")
+			}
+		default:
+			return d.Errf("storage etcd: unrecognized option %q", name)
+		}
+	}
+	if len(e.Endpoints) == 0 {
+		return d.Err("storage etcd: endpoints are required")
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "gatehouse",
-		Usage: "client|backup|token|introspect ...",
+		Usage: "client|keys|backup|restore|health|token|introspect ...",
 		Short: "Manages Gatehouse OAuth clients through the running Caddy's admin API",
 		Long: `
 Manages the OAuth clients of a running Gatehouse through Caddy's admin API,
@@ -68,7 +68,9 @@ func buildGatehouseCommand(cmd *cobra.Command) {
 		clientCreateCmd(), clientListCmd(), clientGetCmd(), clientUpdateCmd(), clientDeleteCmd(),
 		clientRotateCmd(), clientSwitchCmd("disable", true), clientSwitchCmd("enable", false), clientImportCmd(),
 	)
-	cmd.AddCommand(client, backupCmd(), tokenCmd(), introspectCmd())
+	keys := &cobra.Command{Use: "keys", Short: "Rotate the token-sealing and identity-signing keys"}
+	keys.AddCommand(keysRotateCmd())
+	cmd.AddCommand(client, keys, backupCmd(), restoreCmd(), healthCmd(), tokenCmd(), introspectCmd())
 }
 
 // clientFields are the flags that set client fields, shared by create and
@@ -519,6 +521,108 @@ point "storage bolt" at it, and start again.`,
 }
 
 // credentialFlags are the client credentials of token and introspect.
+func keysRotateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate",
+		Short: "Add a new token-sealing key and a new identity-signing key (every node)",
+		Long: `Rotates the keys (POST /gatehouse/keys/rotate): new access tokens are
+sealed, and new identity JWTs and JWT access tokens signed, with new keys at
+once, on every node sharing the store. The replaced keys stay: tokens and
+JWTs made before keep verifying, and the JWKS keeps publishing the old
+public key until a later rotation after the token lifetime.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := newAdminClient(cmd)
+			if err != nil {
+				return err
+			}
+			_, b, err := api.call(http.MethodPost, adminRotatePath, nil, nil)
+			if err != nil {
+				return err
+			}
+			var rot map[string]any
+			if err := json.Unmarshal(b, &rot); err != nil {
+				return fmt.Errorf("unexpected answer: %v", err)
+			}
+			if jsonOutput(cmd) {
+				return printJSON(cmd, rot)
+			}
+			return printFields(cmd, rot, "signing_kid")
+		},
+	}
+}
+
+func healthCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "health",
+		Short: "Show how current this node's view of the store is (exit status 1 when stale)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			api, err := newAdminClient(cmd)
+			if err != nil {
+				return err
+			}
+			_, b, err := api.call(http.MethodGet, adminHealthPath, nil, nil)
+			if err != nil {
+				return err
+			}
+			var h map[string]any
+			if err := json.Unmarshal(b, &h); err != nil {
+				return fmt.Errorf("unexpected answer: %v", err)
+			}
+			if jsonOutput(cmd) {
+				return printJSON(cmd, h)
+			}
+			return printFields(cmd, h, "status")
+		},
+	}
+}
+
+func restoreCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Write a backup (or a stopped node's bbolt file) into the running store",
+		Long: `Uploads FILE, a Gatehouse backup (from "caddy gatehouse backup", of either
+backend) or the bbolt database of a stopped single node, to the running
+Caddy (POST /gatehouse/restore), which writes it into its store. The store
+must have no clients yet. Clients keep their secrets and generations and
+the key rings are united, so tokens minted before stay valid: this is how
+a single node moves to an etcd cluster. On etcd, every node picks the
+restored state up through its watch.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			info, err := clientstore.InspectBackup(args[0])
+			if err != nil {
+				return fmt.Errorf("%s is not a backup this version can restore: %w", args[0], err)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			api, err := newAdminClient(cmd)
+			if err != nil {
+				return err
+			}
+			api.http.Timeout = 0 // as long as the file takes
+			_, b, err := api.call(http.MethodPost, adminRestorePath, f, http.Header{"Content-Type": {"application/octet-stream"}})
+			if err != nil {
+				return err
+			}
+			var rep map[string]any
+			if err := json.Unmarshal(b, &rep); err != nil {
+				return fmt.Errorf("unexpected answer: %v", err)
+			}
+			if jsonOutput(cmd) {
+				return printJSON(cmd, rep)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Restored %s (%d clients in the file): %v clients, %v keys, %v revocations.\n",
+				args[0], info.Clients, rep["clients"], rep["keys"], rep["revocations"])
+			return nil
+		},
+	}
+}
+
 func credentialFlags(cmd *cobra.Command) {
 	cmd.Flags().String("client-id", "", "client_id (required)")
 	cmd.Flags().String("client-secret", "", "client_secret (default: $"+secretEnv+")")

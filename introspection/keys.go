@@ -10,7 +10,27 @@ import (
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"go.uber.org/zap"
 )
+
+// Follow keeps the sealer's ring current with the store's: rotations made
+// by other nodes sharing it. An unreadable ring is logged and ignored.
+func (s *Sealer) Follow(sync *clientstore.Sync, logger *zap.Logger) {
+	sync.FollowKey(sealKeysName, func(raw []byte) {
+		if err := s.SetRing(raw); err != nil {
+			logger.Error("token-sealing key ring from the store ignored", zap.Error(err))
+		}
+	})
+}
+
+// Follow keeps the signer's ring current with the store's.
+func (s *Signer) Follow(sync *clientstore.Sync, logger *zap.Logger) {
+	sync.FollowKey(signingKeyName(s.alg), func(raw []byte) {
+		if err := s.SetRing(raw); err != nil {
+			logger.Error("signing key ring from the store ignored", zap.Error(err))
+		}
+	})
+}
 
 // KeyRotation reports the key rings after a rotation.
 type KeyRotation struct {
