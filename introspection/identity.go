@@ -388,7 +388,9 @@ func (rt *Route) owns(token string) bool {
 		return false
 	}
 	typ := strings.TrimPrefix(strings.ToLower(h.Typ), "application/")
-	return typ == AccessTokenType && h.Kid == rt.auth.signer.KeyID()
+	// Any key of our ring, not just the current one: after a rotation our
+	// older JWT access tokens are still ours and must never go upstream.
+	return typ == AccessTokenType && rt.auth.signer.HasKey(h.Kid)
 }
 
 // remoteKey is the cache key of a remote token: its SHA-256, so that the
