@@ -4,13 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -377,7 +378,7 @@ func (s *Server) logRefusal(msg string, client *clientstore.Client, oerr *oauthE
 			id = client.ID
 		}
 		ce.Write(zap.String("client_id", id), zap.String("error", oerr.Code),
-			zap.String("reason", oerr.Description), zap.String("remote_ip", r.RemoteAddr))
+			zap.String("reason", oerr.Description), zap.String("remote_ip", clientAddr(r)))
 	}
 }
 
@@ -432,11 +433,32 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError)
 		return nil, newOAuthError(http.StatusBadRequest, "invalid_request", "malformed form body")
 	}
 	for k, v := range form {
+		// RFC 6749 §3.2: a parameter sent without a value is omitted.
+		v = slices.DeleteFunc(v, func(x string) bool { return x == "" })
+		if len(v) == 0 {
+			delete(form, k)
+			continue
+		}
+		form[k] = v
 		if len(v) > 1 && k != "resource" && k != "audience" {
-			return nil, newOAuthError(http.StatusBadRequest, "invalid_request", fmt.Sprintf("parameter %q is repeated", k))
+			return nil, newOAuthError(http.StatusBadRequest, "invalid_request", "parameter "+describeParam(k)+" is repeated")
 		}
 	}
 	return form, nil
+}
+
+// describeParam names a request parameter in an error_description, which
+// RFC 6749 §5.2 limits to %x20-21 / %x23-5B / %x5D-7E.
+func describeParam(k string) string {
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x20 || c == '"' || c == '\\' || c > 0x7E {
+			return "(unnamed)"
+		}
+	}
+	if len(k) > 64 {
+		return k[:64] + "..."
+	}
+	return k
 }
 
 // authenticate parses the request and authenticates the client with
@@ -489,7 +511,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientst
 				s.logger.Error("verifying client assertion", zap.Error(err))
 				return nil, form, newOAuthError(http.StatusServiceUnavailable, "temporarily_unavailable", "could not verify the client assertion")
 			}
-			return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", err.Error())
+			// The reason goes to the log only: telling the caller would
+			// reveal which client ids exist.
+			if ce := s.logger.Check(zapcore.InfoLevel, "client assertion refused"); ce != nil {
+				ce.Write(zap.String("reason", err.Error()), zap.String("remote_ip", addr))
+			}
+			return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
 		}
 		client = c
 	} else {
@@ -500,7 +527,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientst
 		}
 		client = c
 	}
-	s.byClient.Reset(client.ID)
+	s.byClient.Reset(limitKey(client.ID, addr))
 	switch {
 	case client.Disabled:
 		return client, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "the client is disabled")
@@ -511,11 +538,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientst
 	return client, form, nil
 }
 
-// limited refuses an attempt while its address or client_id is blocked.
+// limited refuses an attempt while its address, or this client_id guessed
+// from this address, is blocked. Blocks never reach across addresses, so
+// nobody can lock a client out by failing on its behalf from elsewhere.
 func (s *Server) limited(addr, id string) *oauthError {
 	wait, ok := s.byAddr.Allow(addr)
-	if ok && id != "" {
-		wait, ok = s.byClient.Allow(id)
+	if key := limitKey(id, addr); ok && key != "" {
+		wait, ok = s.byClient.Allow(key)
 	}
 	if ok {
 		return nil
@@ -527,22 +556,39 @@ func (s *Server) limited(addr, id string) *oauthError {
 
 func (s *Server) failed(addr, id string) {
 	s.byAddr.Fail(addr)
-	if id != "" {
-		s.byClient.Fail(id)
+	if key := limitKey(id, addr); key != "" {
+		s.byClient.Fail(key)
 	}
 }
 
+// limitKey is the per-client limiter key of id guessed from addr; empty
+// for an id no client can have, so junk ids take no memory.
+func limitKey(id, addr string) string {
+	if id == "" || clientstore.ValidateID(id) != nil {
+		return ""
+	}
+	return id + " " + addr
+}
+
 // clientAddr is the client's IP as Caddy determined it (honouring
-// trusted_proxies), falling back to the connection's address.
+// trusted_proxies), falling back to the connection's address. An IPv6
+// address stands for its /64: whoever holds one address of a /64 usually
+// holds them all.
 func clientAddr(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
+	ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if !ok || ip == "" {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return r.RemoteAddr
+		}
+		ip = host
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	if a, err := netip.ParseAddr(ip); err == nil && a.Is6() && !a.Is4In6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.String()
+		}
 	}
-	return host
+	return ip
 }
 
 // parseBasic decodes HTTP Basic client credentials. Per RFC 6749 §2.3.1 the

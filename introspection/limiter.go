@@ -6,10 +6,10 @@ import (
 )
 
 // Limiter slows down brute-force guessing of client credentials: after
-// more than Threshold failures for a key (a client_id, an address) within
-// Window, the key is refused for Base, doubling with each further block up
-// to Max. Blocks are short for client ids, so an attacker cannot lock a
-// legitimate client out for long; a success resets a key.
+// more than Threshold failures for a key within Window, the key is refused
+// for Base, doubling with each further block up to Max; a success resets a
+// key. Callers choose keys so that nobody's failures block somebody else:
+// an address, or a client_id together with the address guessing it.
 type Limiter struct {
 	Threshold  int
 	Window     time.Duration
@@ -57,7 +57,7 @@ func (l *Limiter) Fail(key string) {
 	e, ok := l.entries[key]
 	if !ok {
 		if len(l.entries) >= l.MaxEntries {
-			l.prune(now)
+			l.evict(now)
 		}
 		e = &limitEntry{windowStart: now}
 		l.entries[key] = e
@@ -88,26 +88,25 @@ func (l *Limiter) Reset(key string) {
 	l.mu.Unlock()
 }
 
-// prune drops idle entries; if every entry is still active, it drops the
-// ones least blocked, so memory stays bounded under a flood of keys.
-func (l *Limiter) prune(now time.Time) {
+// evict makes room for one entry in O(1): among a few entries (map order
+// is random) it drops the idle ones, or else the one whose block ends
+// first, so memory and time stay bounded under a flood of keys.
+func (l *Limiter) evict(now time.Time) {
+	var victim string
+	var victimUntil time.Time
+	freed, seen := false, 0
 	for k, e := range l.entries {
 		if now.After(e.blockedUntil) && now.Sub(e.windowStart) > l.Window {
 			delete(l.entries, k)
+			freed = true
+		} else if seen == 0 || e.blockedUntil.Before(victimUntil) {
+			victim, victimUntil = k, e.blockedUntil
+		}
+		if seen++; seen == 8 {
+			break
 		}
 	}
-	for k, e := range l.entries {
-		if len(l.entries) < l.MaxEntries {
-			return
-		}
-		if !now.Before(e.blockedUntil) {
-			delete(l.entries, k)
-		}
-	}
-	for k := range l.entries {
-		if len(l.entries) < l.MaxEntries {
-			return
-		}
-		delete(l.entries, k)
+	if !freed {
+		delete(l.entries, victim)
 	}
 }
