@@ -371,7 +371,7 @@ func (in *Introspect) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	in.URL = d.Val()
 	if !strings.Contains(in.URL, "{") { // placeholders resolve at provisioning
 		if u, err := url.Parse(in.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-			return d.Errf("introspect: %q is not an absolute http(s) URL without user info", in.URL)
+			return d.Errf("introspect: %q is not an absolute http(s) URL without user info", remote.Redact(in.URL))
 		}
 	}
 	if d.NextArg() {

@@ -251,7 +251,7 @@ func (p *Protect) introspector() (*remote.Client, error) {
 			return nil, err
 		}
 		if u, _ := url.Parse(cfg.URL); u.Scheme == "http" && (cfg.ClientSecret != "" || cfg.Bearer != "") && !isLoopback(u.Hostname()) {
-			p.logger.Warn("introspection credentials and tokens travel unencrypted: use https", zap.String("url", cfg.URL))
+			p.logger.Warn("introspection credentials and tokens travel unencrypted: use https", zap.String("url", remote.Redact(cfg.URL)))
 		}
 		return sharedIntrospector{c}, nil
 	})
@@ -344,7 +344,7 @@ var errMultipleTokens = errors.New("token sent more than once")
 // hasQueryToken reports an RFC 6750 §2.3 access_token query parameter,
 // parsing the query only when it could hold one.
 func hasQueryToken(r *http.Request) bool {
-	return strings.Contains(r.URL.RawQuery, "access_token") && r.URL.Query().Has("access_token")
+	return r.URL.RawQuery != "" && r.URL.Query().Has("access_token")
 }
 
 const invalidTokenChallenge = `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`

@@ -4,11 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // Oathkeeper's default scope_strategy "none" sends the rule's required
@@ -116,5 +121,56 @@ http://localhost:9081 {
 	}
 	if got[0] != got[2] {
 		t.Errorf("the same token gave the backend different identity headers on requests 1 and 3")
+	}
+}
+
+// Introspection credentials in the URL (query or user info, perhaps from an
+// {env.…} placeholder) reach neither a log line nor an error.
+func TestIntrospectionURLSecretsStayOutOfLogsAndErrors(t *testing.T) {
+	g := newBenchGateway(t)
+	core, logs := observer.New(zapcore.DebugLevel)
+	p := &Protect{Introspect: &Introspect{URL: "http://hydra.internal:4445/introspect?api_key=SUPERSECRETKEY",
+		ClientID: "gw", ClientSecret: "s"}}
+	if err := p.setup(g.app, zap.New(core)); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Cleanup()
+	if len(logs.All()) == 0 {
+		t.Fatal("no warning about credentials over plain http")
+	}
+	for _, e := range logs.All() {
+		if strings.Contains(fmt.Sprint(e.Message, e.ContextMap()), "SUPERSECRETKEY") {
+			t.Errorf("log line carries the URL's query: %s %v", e.Message, e.ContextMap())
+		}
+	}
+	t.Setenv("GATEHOUSE_TEST_HYDRA_URL", "https://gw:VerySecretPassw0rd@hydra.internal/introspect")
+	p = &Protect{Introspect: &Introspect{URL: "{env.GATEHOUSE_TEST_HYDRA_URL}"}}
+	err := p.setup(g.app, zap.NewNop())
+	if err == nil {
+		t.Fatal("an introspection URL with user info was accepted")
+	}
+	if strings.Contains(err.Error(), "VerySecretPassw0rd") {
+		t.Errorf("provisioning error carries the URL's password: %v", err)
+	}
+}
+
+// RFC 6750 §2: a token in the query besides the header is refused however
+// the parameter name is spelt in the query string.
+func TestQueryTokenAnySpelling(t *testing.T) {
+	g := newBenchGateway(t)
+	p := g.protect(t)
+	tok := g.token(t)
+	for _, q := range []string{"access_token=other", "access%5Ftoken=other", "access_%74oken=other"} {
+		r := httptest.NewRequest(http.MethodGet, "http://api.example.com/orders?"+q, nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		reached := false
+		p.ServeHTTP(w, prepared(r, w), caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+			reached = true
+			return nil
+		}))
+		if w.Code != http.StatusBadRequest || reached {
+			t.Errorf("?%s: status %d, backend reached %v; want 400 invalid_request and no backend", q, w.Code, reached)
+		}
 	}
 }

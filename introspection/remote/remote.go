@@ -119,14 +119,24 @@ type Client struct {
 	now       func() time.Time
 }
 
+// Redact is what logs and errors may show of an introspection URL: scheme,
+// host and path — never user info or a query, which may hold credentials.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}
+
 // New validates cfg, fills in the defaults and returns a Client.
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("introspection URL %q: want an absolute http(s) URL", cfg.URL)
+		return nil, fmt.Errorf("introspection URL %q: want an absolute http(s) URL", Redact(cfg.URL))
 	}
 	if u.User != nil || u.Fragment != "" {
-		return nil, fmt.Errorf("introspection URL %q: no user info or fragment allowed", cfg.URL)
+		return nil, fmt.Errorf("introspection URL %q: no user info or fragment allowed", Redact(cfg.URL))
 	}
 	switch {
 	case cfg.Bearer != "" && (cfg.ClientID != "" || cfg.ClientSecret != ""):
@@ -157,7 +167,7 @@ func New(cfg Config) (*Client, error) {
 	}
 
 	// Logs name the endpoint without its query, which could hold a key.
-	logURL := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	logURL := Redact(cfg.URL)
 	c := &Client{cfg: cfg, url: u.String(), logURL: logURL, logger: cfg.Logger, now: time.Now,
 		cache: newCache(cfg.CacheEntries, cfg.CacheBytes)}
 	c.breaker = breaker{threshold: cfg.BreakerFailures, cooldown: cfg.BreakerCooldown}
