@@ -34,6 +34,7 @@ const (
 	remoteJWKSTTL        = 5 * time.Minute
 	remoteJWKSTimeout    = 5 * time.Second
 	remoteJWKSRefetch    = 30 * time.Second // earliest refetch for an unknown kid
+	remoteJWKSFailTTL    = 10 * time.Second // a failed fetch is not retried before
 )
 
 // ErrAssertion is wrapped by every refusal of a client assertion.
@@ -219,16 +220,21 @@ type RemoteKeys struct {
 
 type remoteEntry struct {
 	set     *jose.JSONWebKeySet
+	err     error // a failed fetch, remembered for remoteJWKSFailTTL
 	fetched time.Time
 }
 
 // NewRemoteKeys returns a jwks_uri fetcher using client (a client with a
 // timeout is made if nil).
 func NewRemoteKeys(client *http.Client) *RemoteKeys {
-	if client == nil {
-		client = &http.Client{Timeout: remoteJWKSTimeout}
+	c := http.Client{Timeout: remoteJWKSTimeout}
+	if client != nil {
+		c = *client
 	}
-	return &RemoteKeys{client: client, cache: make(map[string]remoteEntry), now: time.Now}
+	// No redirects: the https-only rule would hold for the first hop only,
+	// and a redirect could point the fetch at an internal address.
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &RemoteKeys{client: &c, cache: make(map[string]remoteEntry), now: time.Now}
 }
 
 // Get returns the key set at uri, from cache while fresh. A kid the cached
@@ -239,14 +245,30 @@ func (r *RemoteKeys) Get(ctx context.Context, uri, kid string) (*jose.JSONWebKey
 	e, ok := r.cache[uri]
 	r.mu.Unlock()
 	age := r.now().Sub(e.fetched)
-	if ok && age < remoteJWKSTTL && (kid == "" || len(e.set.Key(kid)) > 0 || age < remoteJWKSRefetch) {
+	switch {
+	case ok && e.err != nil && age < remoteJWKSFailTTL:
+		return nil, e.err // don't refetch a failing jwks_uri on every assertion
+	case ok && e.err == nil && age < remoteJWKSTTL && (kid == "" || len(e.set.Key(kid)) > 0 || age < remoteJWKSRefetch):
 		return e.set, nil
 	}
-	v, err, _ := r.group.Do(uri, func() (any, error) { return r.fetch(ctx, uri) })
-	if err != nil {
-		return nil, err
+	// One fetch per URI at a time, not tied to the first caller's request:
+	// its going away must not fail the others.
+	ch := r.group.DoChan(uri, func() (any, error) {
+		set, err := r.fetch(context.Background(), uri)
+		r.mu.Lock()
+		r.cache[uri] = remoteEntry{set: set, err: err, fetched: r.now()}
+		r.mu.Unlock()
+		return set, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*jose.JSONWebKeySet), nil
 	}
-	return v.(*jose.JSONWebKeySet), nil
 }
 
 func (r *RemoteKeys) fetch(ctx context.Context, uri string) (*jose.JSONWebKeySet, error) {
@@ -272,12 +294,5 @@ func (r *RemoteKeys) fetch(ctx context.Context, uri string) (*jose.JSONWebKeySet
 	if err != nil || len(body) > maxRemoteJWKSBytes {
 		return nil, assertionErr("jwks_uri document unreadable or over %d bytes", maxRemoteJWKSBytes)
 	}
-	set, err := ParseJWKS(body)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.cache[uri] = remoteEntry{set: set, fetched: r.now()}
-	r.mu.Unlock()
-	return set, nil
+	return ParseJWKS(body)
 }
