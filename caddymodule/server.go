@@ -241,6 +241,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 			oerr = newOAuthError(http.StatusBadRequest, "invalid_scope", "the requested scope is not allowed for this client")
 		case errors.Is(err, introspection.ErrInvalidTarget):
 			oerr = newOAuthError(http.StatusBadRequest, "invalid_target", "the requested audience or resource is not allowed for this client")
+		case errors.Is(err, introspection.ErrTokenTooLarge):
+			oerr = newOAuthError(http.StatusBadRequest, "invalid_request", "the granted scope and audiences make the token too large; request fewer")
 		case err != nil:
 			s.logger.Error("minting token", zap.Error(err))
 			oerr = newOAuthError(http.StatusInternalServerError, "server_error", "could not mint a token")

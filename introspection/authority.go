@@ -19,6 +19,9 @@ const (
 var (
 	ErrInvalidScope  = errors.New("requested scope exceeds the client's scope")
 	ErrInvalidTarget = errors.New("requested audience is not allowed for this client")
+	// ErrTokenTooLarge: the granted scope and audiences would make a token
+	// longer than MaxTokenLength, which no check would accept.
+	ErrTokenTooLarge = errors.New("granted scope and audience make the token too large")
 )
 
 // Config is what one configuration of the gateway decides about tokens.
@@ -106,6 +109,9 @@ func (a *Authority) issueAt(now time.Time, client *clientstore.Client, scope str
 	}
 	if err != nil {
 		return Token{}, err
+	}
+	if len(tok) > MaxTokenLength {
+		return Token{}, ErrTokenTooLarge
 	}
 	return Token{AccessToken: tok, ExpiresIn: c.ExpiresAt - c.IssuedAt, Scope: granted, Audience: aud}, nil
 }

@@ -2,8 +2,11 @@ package introspection
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,5 +92,29 @@ func TestJWKSURIFailureCached(t *testing.T) {
 	rk.Get(context.Background(), ext.URL+"/jwks.json", "k1")
 	if n := hits.Load(); n != 2 {
 		t.Errorf("after the failure TTL: %d fetches, want 2 (retried)", n)
+	}
+}
+
+// A client may hold more scope and audiences than fit one token: issuance
+// refuses rather than minting a token every check would refuse.
+func TestIssueRefusesOversizeToken(t *testing.T) {
+	e := newEnv(t)
+	var auds []string
+	for i := range 8 {
+		auds = append(auds, fmt.Sprintf("https://%d.example.com/%s", i, strings.Repeat("p", 400)))
+	}
+	cl, _, err := e.cache.Create(context.Background(), &clientstore.Client{ID: "big", Scope: testScope, Audience: auds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.auth.Issue(cl, "", nil); !errors.Is(err, ErrTokenTooLarge) {
+		t.Fatalf("Issue with all 8 long audiences: %v, want ErrTokenTooLarge", err)
+	}
+	tok, err := e.auth.Issue(cl, "", auds[:1])
+	if err != nil {
+		t.Fatalf("Issue down-scoped to one audience: %v", err)
+	}
+	if _, err := e.auth.Check(tok.AccessToken); err != nil {
+		t.Fatalf("the down-scoped token does not check: %v", err)
 	}
 }
