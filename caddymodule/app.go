@@ -138,6 +138,11 @@ type state struct {
 
 	mu      sync.Mutex
 	signers map[string]*introspection.Signer // by algorithm
+
+	// Brute-force protection of client authentication, kept across config
+	// reloads and shared by every gatehouse_server: per address, and per
+	// client_id guessed from one address.
+	byAddr, byClient *introspection.Limiter
 }
 
 // Destruct stops the watch and closes the store when no config uses it
@@ -335,7 +340,10 @@ func openStateLogged(ctx context.Context, store clientstore.Store, logger *zap.L
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	st := &state{store: store, logger: logger, signers: map[string]*introspection.Signer{}}
+	st := &state{store: store, logger: logger, signers: map[string]*introspection.Signer{},
+		byAddr:   introspection.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000),
+		byClient: introspection.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000),
+	}
 	var err error
 	if st.clients, err = clientstore.NewCache(ctx, store); err == nil {
 		if st.sealer, err = introspection.LoadSealer(ctx, store); err == nil {
@@ -411,6 +419,9 @@ func validateIssuer(s string) error {
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
 		return errors.New("must be an absolute https URL with a host")
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return errors.New("must be https (RFC 8414 §2); plain http only for localhost")
 	}
 	// url.Parse drops an empty fragment ("…#"), so look for '#' itself.
 	if u.RawQuery != "" || u.ForceQuery || strings.Contains(s, "#") || u.User != nil {

@@ -184,6 +184,7 @@ func TestAppValidate(t *testing.T) {
 	}{
 		{"https issuer", App{Issuer: "https://auth.example.com"}, ""},
 		{"http issuer for development", App{Issuer: "http://localhost:8080"}, ""},
+		{"http issuer elsewhere (RFC 8414 §2)", App{Issuer: "http://auth.example.com"}, "https"},
 		{"issuer with a path (RFC 8414 §2)", App{Issuer: "https://example.com/auth"}, ""},
 		{"bolt storage", App{Issuer: "https://a.example", Storage: &Storage{Backend: "bolt", Path: "/tmp/x.db"}}, ""},
 		{"no issuer", App{}, "issuer is required"},

@@ -174,3 +174,25 @@ func TestQueryTokenAnySpelling(t *testing.T) {
 		}
 	}
 }
+
+// Brute-force state is the gateway's, not one config generation's: a
+// `caddy reload` does not give a blocked address a fresh budget.
+func TestLimiterSurvivesReload(t *testing.T) {
+	be := newBackend(t)
+	db := filepath.Join(t.TempDir(), "gatehouse.db")
+	startGateway(t, db, be.Listener.Addr().String())
+	c := createClient(t, demoClient)
+	wrong := &[2]string{c.ClientID, "wrong"}
+	status := 0
+	for range 30 {
+		resp, _ := postToken(t, authURL+pathToken, formType, "grant_type=client_credentials", wrong)
+		status = resp.StatusCode
+	}
+	if status != http.StatusTooManyRequests {
+		t.Fatalf("after 30 failures: %d, want 429", status)
+	}
+	caddytest.NewTester(t).InitServer(gatewayConfig(db, be.Listener.Addr().String(), "4m"), "caddyfile")
+	if resp, _ := postToken(t, authURL+pathToken, formType, "grant_type=client_credentials", wrong); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("right after a reload: %d, want still 429", resp.StatusCode)
+	}
+}

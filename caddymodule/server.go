@@ -88,8 +88,7 @@ func (s *Server) setup(app *App, logger *zap.Logger) {
 	base := strings.TrimSuffix(app.Issuer, "/")
 	s.assertions = introspection.NewAssertions(app.auth.Clients(), app.auth.Revocations(), app.remoteKeys,
 		app.Issuer, base+pathToken, base+pathIntrospect, base+pathRevoke)
-	s.byAddr = introspection.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000)
-	s.byClient = introspection.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000)
+	s.byAddr, s.byClient = app.state.byAddr, app.state.byClient
 }
 
 // ServeHTTP routes the authorization server endpoints.
