@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -199,7 +200,7 @@ func convertHydraClient(raw json.RawMessage) (imp HydraImport) {
 	for _, g := range grants {
 		if g == GrantClientCredentials {
 			has = true
-		} else if !contains(imp.DroppedGrantTypes, g) {
+		} else if !slices.Contains(imp.DroppedGrantTypes, g) {
 			imp.DroppedGrantTypes = append(imp.DroppedGrantTypes, g)
 		}
 	}
@@ -308,13 +309,4 @@ func emptyJSON(v json.RawMessage) bool {
 	}
 	var obj map[string]json.RawMessage
 	return json.Unmarshal(v, &obj) == nil && len(obj) == 0
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

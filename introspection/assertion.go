@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,7 +65,7 @@ func NewAssertions(clients *clientstore.Cache, rev *Revocations, keys *RemoteKey
 type assertionClaims struct {
 	Iss string   `json:"iss"`
 	Sub string   `json:"sub"`
-	Aud audience `json:"aud"`
+	Aud Audience `json:"aud"`
 	Exp *int64   `json:"exp"`
 	Nbf *int64   `json:"nbf"`
 	Iat *int64   `json:"iat"`
@@ -151,7 +152,7 @@ func (v *Assertions) checkClaims(c *assertionClaims, id string) error {
 
 func (v *Assertions) audienceOK(aud []string) bool {
 	for _, a := range aud {
-		if contains(v.audiences, a) {
+		if slices.Contains(v.audiences, a) {
 			return true
 		}
 	}

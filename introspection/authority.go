@@ -3,6 +3,7 @@ package introspection
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -144,7 +145,7 @@ func GrantScope(client *clientstore.Client, requested string) (string, error) {
 	}
 	allowed := client.Scopes()
 	for _, s := range fields {
-		if !clientstore.ValidScopeToken(s) || !contains(allowed, s) {
+		if !clientstore.ValidScopeToken(s) || !slices.Contains(allowed, s) {
 			return "", ErrInvalidScope
 		}
 	}
@@ -159,26 +160,17 @@ func GrantAudience(client *clientstore.Client, requested []string) ([]string, er
 		return client.Audience, nil
 	}
 	for _, a := range requested {
-		if !contains(client.Audience, a) {
+		if !slices.Contains(client.Audience, a) {
 			return nil, ErrInvalidTarget
 		}
 	}
 	return dedupe(requested), nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func dedupe(list []string) []string {
 	out := list[:0:0]
 	for _, s := range list {
-		if !contains(out, s) {
+		if !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

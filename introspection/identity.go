@@ -25,7 +25,7 @@ const DefaultIdentityCacheSize = 10_000
 type identityClaims struct {
 	Iss      string               `json:"iss"`
 	Sub      string               `json:"sub"`
-	Aud      audience             `json:"aud,omitempty"`
+	Aud      Audience             `json:"aud,omitempty"`
 	Iat      int64                `json:"iat"`
 	Nbf      int64                `json:"nbf"`
 	Exp      int64                `json:"exp"`
@@ -36,11 +36,12 @@ type identityClaims struct {
 	Ext      clientstore.Metadata `json:"ext"`
 }
 
-// audience marshals as a single string when it has one entry, as most JWT
-// libraries expect, and as an array otherwise (RFC 7519 §4.1.3).
-type audience []string
+// Audience is a JWT or introspection `aud` (RFC 7519 §4.1.3): it decodes
+// from a string or an array, and marshals as a single string when it has
+// one entry, as most JWT libraries expect, and as an array otherwise.
+type Audience []string
 
-func (a audience) MarshalJSON() ([]byte, error) {
+func (a Audience) MarshalJSON() ([]byte, error) {
 	if len(a) == 1 {
 		return json.Marshal(a[0])
 	}
@@ -48,10 +49,10 @@ func (a audience) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON accepts either form.
-func (a *audience) UnmarshalJSON(b []byte) error {
+func (a *Audience) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err == nil {
-		*a = audience{s}
+		*a = Audience{s}
 		return nil
 	}
 	var l []string

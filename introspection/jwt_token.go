@@ -11,7 +11,7 @@ import (
 type jwtAccessClaims struct {
 	Iss      string   `json:"iss"`
 	Sub      string   `json:"sub"`
-	Aud      audience `json:"aud"`
+	Aud      Audience `json:"aud"`
 	Exp      int64    `json:"exp"`
 	Iat      int64    `json:"iat"`
 	Nbf      int64    `json:"nbf"`
@@ -27,11 +27,11 @@ func (a *Authority) signJWT(c *Claims) (string, error) {
 	if _, err := rand.Read(c.ID[:]); err != nil {
 		return "", err
 	}
-	aud := audience(c.Audience)
+	aud := Audience(c.Audience)
 	if len(aud) == 0 {
 		// RFC 9068 §2.2 requires aud: a client without audiences gets a
 		// token for this authorization server itself.
-		aud = audience{a.cfg.Issuer}
+		aud = Audience{a.cfg.Issuer}
 	}
 	payload, err := json.Marshal(jwtAccessClaims{
 		Iss: a.cfg.Issuer, Sub: c.ClientID, Aud: aud,

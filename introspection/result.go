@@ -1,6 +1,7 @@
 package introspection
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -93,7 +94,7 @@ func (r *Result) HasScopes(required []string) bool {
 
 // HasAudience reports whether aud is one of the token's audiences.
 func (r *Result) HasAudience(aud string) bool {
-	return contains(r.Claims.Audience, aud)
+	return slices.Contains(r.Claims.Audience, aud)
 }
 
 // hasField reports whether the space-separated list contains want, without

@@ -17,20 +17,20 @@ import (
 // answer is an RFC 7662 §2.2 response as parsed, with Hydra's token_use
 // and ext, and the `client` extension a Gatehouse sends.
 type answer struct {
-	Active    *bool                `json:"active"`
-	Scope     string               `json:"scope"`
-	ClientID  string               `json:"client_id"`
-	Username  string               `json:"username"`
-	TokenType string               `json:"token_type"`
-	TokenUse  string               `json:"token_use"`
-	Exp       *numericDate         `json:"exp"` // nil: absent; 0 is 1970, long expired
-	Iat       numericDate          `json:"iat"`
-	Sub       string               `json:"sub"`
-	Aud       audience             `json:"aud"`
-	Iss       string               `json:"iss"`
-	Jti       string               `json:"jti"`
-	Ext       clientstore.Metadata `json:"ext"`
-	Cnf       json.RawMessage      `json:"cnf"`
+	Active    *bool                  `json:"active"`
+	Scope     string                 `json:"scope"`
+	ClientID  string                 `json:"client_id"`
+	Username  string                 `json:"username"`
+	TokenType string                 `json:"token_type"`
+	TokenUse  string                 `json:"token_use"`
+	Exp       *numericDate           `json:"exp"` // nil: absent; 0 is 1970, long expired
+	Iat       numericDate            `json:"iat"`
+	Sub       string                 `json:"sub"`
+	Aud       introspection.Audience `json:"aud"`
+	Iss       string                 `json:"iss"`
+	Jti       string                 `json:"jti"`
+	Ext       clientstore.Metadata   `json:"ext"`
+	Cnf       json.RawMessage        `json:"cnf"`
 	Client    *struct {
 		Owner string `json:"owner"`
 	} `json:"client"`
@@ -80,22 +80,6 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 }
 
 // audience accepts a string or an array of strings (RFC 7519 §4.1.3).
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*a = audience{s}
-		return nil
-	}
-	var l []string
-	if err := json.Unmarshal(b, &l); err != nil {
-		return errors.New("aud must be a string or an array of strings")
-	}
-	*a = l
-	return nil
-}
-
 // judge turns a well-formed answer into a cache entry: an active access
 // token this gateway accepts, or the reason it does not.
 func (c *Client) judge(a *answer, now time.Time, bodySize int) *entry {
