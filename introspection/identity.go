@@ -209,7 +209,6 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 type Grant struct {
 	Result Result
 	JWT    string // the identity JWT
-	Bearer string // "Bearer " + JWT, for the Authorization header
 	// Placeholder resolves gatehouse.client_id, gatehouse.owner,
 	// gatehouse.scope and gatehouse.metadata.<path>.
 	Placeholder func(key string) (any, bool)
@@ -473,7 +472,6 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	g := &Grant{
 		Result:    *r,
 		JWT:       jwt,
-		Bearer:    "Bearer " + jwt,
 		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
 	}
