@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -26,30 +25,7 @@ func basicAuthz(id, secret string) string {
 // tokenRequest sends a raw request to the token endpoint.
 func tokenRequest(t *testing.T, method, query, contentType, authz, body string) (*http.Response, []byte) {
 	t.Helper()
-	u := authURL + pathToken
-	if query != "" {
-		u += "?" + query
-	}
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if authz != "" {
-		req.Header.Set("Authorization", authz)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, u, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading the token response: %v", err)
-	}
-	return resp, b
+	return endpointRequest(t, method, pathToken, query, contentType, authz, body, nil)
 }
 
 // decodeJSON decodes a JSON object keeping numbers as json.Number, so that
