@@ -489,6 +489,17 @@ func (s *BoltStore) Revoke(_ context.Context, tokenID string, until time.Time) e
 	})
 }
 
+// RecordOnce implements OnceRecorder: check and write in one transaction.
+func (s *BoltStore) RecordOnce(_ context.Context, id string, until, now time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRevocations)
+		if old, ok := decodeUntil(b.Get([]byte(id))); ok && !old.Before(now) {
+			return ErrUsed
+		}
+		return b.Put([]byte(id), encodeUntil(until))
+	})
+}
+
 // ForEachRevocation implements Store.
 func (s *BoltStore) ForEachRevocation(_ context.Context, fn func(string, time.Time) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
@@ -580,7 +591,8 @@ func InspectBackup(path string) (BackupInfo, error) {
 
 // Interface guards.
 var (
-	_ Store       = (*BoltStore)(nil)
-	_ Backuper    = (*BoltStore)(nil)
-	_ Snapshotter = (*BoltStore)(nil)
+	_ Store        = (*BoltStore)(nil)
+	_ Backuper     = (*BoltStore)(nil)
+	_ Snapshotter  = (*BoltStore)(nil)
+	_ OnceRecorder = (*BoltStore)(nil)
 )

@@ -424,6 +424,45 @@ func (s *EtcdStore) Revoke(ctx context.Context, tokenID string, until time.Time)
 	return nil
 }
 
+// RecordOnce implements OnceRecorder across the cluster: created only if
+// absent, or overwritten only if expired and unchanged since read, so two
+// nodes can never both record the same unexpired id.
+func (s *EtcdStore) RecordOnce(ctx context.Context, id string, until, now time.Time) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	key := s.prefix + etcdRevocations + id
+	val := string(encodeUntil(until))
+	resp, err := s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, val)).
+		Else(clientv3.OpGet(key)).
+		Commit()
+	if err != nil {
+		return s.fail("recording a one-time id", err)
+	}
+	if resp.Succeeded {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
+		return ErrUsed // deleted meanwhile by a prune: someone else's race; refuse
+	}
+	if old, ok := decodeUntil(kvs[0].Value); ok && !old.Before(now) {
+		return ErrUsed
+	}
+	resp, err = s.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision)).
+		Then(clientv3.OpPut(key, val)).
+		Commit()
+	if err != nil {
+		return s.fail("recording a one-time id", err)
+	}
+	if !resp.Succeeded {
+		return ErrUsed
+	}
+	return nil
+}
+
 // ForEachRevocation implements Store.
 func (s *EtcdStore) ForEachRevocation(ctx context.Context, fn func(string, time.Time) error) error {
 	p := s.prefix + etcdRevocations
@@ -626,7 +665,8 @@ func (s *EtcdStore) Backup(w io.Writer, begin func(size int64)) (int64, error) {
 
 // Interface guards.
 var (
-	_ Store    = (*EtcdStore)(nil)
-	_ Watcher  = (*EtcdStore)(nil)
-	_ Backuper = (*EtcdStore)(nil)
+	_ Store        = (*EtcdStore)(nil)
+	_ Watcher      = (*EtcdStore)(nil)
+	_ Backuper     = (*EtcdStore)(nil)
+	_ OnceRecorder = (*EtcdStore)(nil)
 )

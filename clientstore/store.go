@@ -2,6 +2,7 @@ package clientstore
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
@@ -128,4 +129,18 @@ type Backuper interface {
 	// write, so callers can announce it (Content-Length). It returns the
 	// number of bytes written.
 	Backup(w io.Writer, begin func(size int64)) (int64, error)
+}
+
+// ErrUsed is returned by RecordOnce for an id recorded before that has not
+// expired yet.
+var ErrUsed = errors.New("one-time id already used")
+
+// OnceRecorder is a Store that records one-time ids (the jti of client
+// assertions, RFC 7523 §3) atomically: of several nodes recording the same
+// unexpired id, exactly one succeeds. Ids share the revocations' records
+// and pruning.
+type OnceRecorder interface {
+	// RecordOnce stores id until the given time, or fails with ErrUsed if
+	// it is already stored and has not expired by now.
+	RecordOnce(ctx context.Context, id string, until, now time.Time) error
 }

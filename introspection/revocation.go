@@ -126,10 +126,22 @@ func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
 func (r *Revocations) Use(ctx context.Context, id string, until time.Time) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if exp, ok := r.used[id]; ok && exp >= time.Now().Unix() {
+	now := time.Now()
+	if exp, ok := r.used[id]; ok && exp >= now.Unix() {
 		return ErrReplay
 	}
-	if err := r.store.Revoke(ctx, oneTimePrefix+id, until); err != nil {
+	var err error
+	if once, ok := r.store.(clientstore.OnceRecorder); ok {
+		// Atomic in the store, so two nodes sharing it cannot both accept
+		// the same id.
+		err = once.RecordOnce(ctx, oneTimePrefix+id, until, now)
+		if errors.Is(err, clientstore.ErrUsed) {
+			err = ErrReplay
+		}
+	} else {
+		err = r.store.Revoke(ctx, oneTimePrefix+id, until)
+	}
+	if err != nil {
 		return err
 	}
 	r.used[id] = until.Unix()
