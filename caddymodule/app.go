@@ -143,6 +143,8 @@ type state struct {
 	// reloads and shared by every gatehouse_server: per address, and per
 	// client_id guessed from one address.
 	byAddr, byClient *introspection.Limiter
+
+	metrics *requestMetrics
 }
 
 // Destruct stops the watch and closes the store when no config uses it
@@ -343,6 +345,7 @@ func openStateLogged(ctx context.Context, store clientstore.Store, logger *zap.L
 	st := &state{store: store, logger: logger, signers: map[string]*introspection.Signer{},
 		byAddr:   introspection.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000),
 		byClient: introspection.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000),
+		metrics:  newRequestMetrics(),
 	}
 	var err error
 	if st.clients, err = clientstore.NewCache(ctx, store); err == nil {

@@ -78,6 +78,7 @@ type Protect struct {
 	challenge     string // WWW-Authenticate value of a 403
 	route         *introspection.Route
 	logger        *zap.Logger
+	metrics       *requestMetrics
 	poolKey       string // of the shared introspection client, if any
 }
 
@@ -195,6 +196,7 @@ func (p *Protect) setup(app *App, logger *zap.Logger) error {
 		rc.Remote = client
 	}
 	p.route = app.auth.Route(rc)
+	p.metrics = app.state.metrics
 	return nil
 }
 
@@ -298,6 +300,7 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	tok, err := introspection.ParseBearer(h)
 	if errors.Is(err, introspection.ErrNoCredentials) {
 		if p.Optional {
+			p.metrics.anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
 		return p.refuse(w, http.StatusUnauthorized, `Bearer realm="gatehouse"`, "", err)
@@ -336,6 +339,7 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(g.Placeholder)
 	}
+	p.metrics.granted.Inc()
 	return next.ServeHTTP(w, r)
 }
 
@@ -353,6 +357,7 @@ const invalidTokenChallenge = `Bearer error="invalid_token", error_description="
 // and, for API clients, the error code as JSON. The reason is logged, never
 // the token.
 func (p *Protect) refuse(w http.ResponseWriter, status int, challenge, code string, reason error) error {
+	p.metrics.refused(status)
 	if reason != nil {
 		if ce := p.logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
 			ce.Write(zap.Int("status", status), zap.String("error", code), zap.String("reason", reason.Error()))
@@ -373,6 +378,7 @@ func (p *Protect) refuse(w http.ResponseWriter, status int, challenge, code stri
 // the client should retry with the same token, not fetch a new one, so
 // this is not a 401.
 func (p *Protect) unavailable(w http.ResponseWriter, err error) error {
+	p.metrics.unavailable.Inc()
 	retry := time.Second
 	if ue := (*introspection.UnavailableError)(nil); errors.As(err, &ue) && ue.RetryAfter > retry {
 		retry = ue.RetryAfter

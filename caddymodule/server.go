@@ -248,10 +248,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if oerr != nil {
+		s.app.state.metrics.tokens.WithLabelValues(oerr.Code).Inc()
 		s.logRefusal("token refused", client, oerr, r)
 		s.writeError(w, oerr)
 		return
 	}
+	s.app.state.metrics.tokens.WithLabelValues("issued").Inc()
 	if ce := s.logger.Check(zapcore.InfoLevel, "token issued"); ce != nil {
 		ce.Write(zap.String("client_id", client.ID), zap.String("scope", tok.Scope),
 			zap.Strings("audience", tok.Audience), zap.Int64("expires_in", tok.ExpiresIn))
@@ -303,6 +305,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	if required := clientstore.SplitScope(form.Get("scope")); err == nil && !res.HasScopes(required) {
 		err = introspection.ErrInsufficientScope
 	}
+	s.app.state.metrics.introspect.WithLabelValues(strconv.FormatBool(err == nil)).Inc()
 	if err == nil {
 		resp = res.Response()
 	} else if ce := s.logger.Check(zapcore.DebugLevel, "introspected inactive token"); ce != nil {
