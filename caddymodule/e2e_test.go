@@ -71,13 +71,13 @@ func (b *backend) count() int {
 	return len(b.headers)
 }
 
+// testServerOptions are the global options every in-process test config
+// starts with: the test admin endpoint and ports, no shutdown grace.
+const testServerOptions = "\tadmin localhost:2999\n\thttp_port 9080\n\thttps_port 9443\n\tgrace_period 1ns\n"
+
 func gatewayConfig(dbPath, backendAddr, identityTTL string) string {
 	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	gatehouse {
+`+testServerOptions+`	gatehouse {
 		storage bolt %s
 		issuer http://localhost:9080
 		token_ttl 1h

@@ -97,11 +97,7 @@ func drive(d time.Duration, conns int, mk func() *http.Request) loadResult {
 
 func loadConfig(dbPath, backend string) string {
 	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	log {
+`+testServerOptions+`	log {
 		level ERROR
 	}
 	gatehouse {

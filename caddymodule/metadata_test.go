@@ -21,11 +21,7 @@ import (
 // on :9082, both requiring orders:read.
 func variantConfig(dbPath, backendAddr string) string {
 	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	gatehouse {
+`+testServerOptions+`	gatehouse {
 		storage bolt %s
 		issuer http://localhost:9080
 		scopes_supported orders:read orders:write

@@ -40,11 +40,7 @@ func TestIntrospectionScopeParameter(t *testing.T) {
 // advertises under the issuer's path answer.
 func TestIssuerWithPath(t *testing.T) {
 	cfg := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	gatehouse {
+`+testServerOptions+`	gatehouse {
 		storage bolt %s
 		issuer http://localhost:9080/tenant
 	}
@@ -84,11 +80,7 @@ http://localhost:9080 {
 func TestCachedGrantNotMutatedByLaterHandlers(t *testing.T) {
 	be := newBackend(t)
 	cfg := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	gatehouse {
+`+testServerOptions+`	gatehouse {
 		storage bolt %s
 		issuer http://localhost:9080
 	}

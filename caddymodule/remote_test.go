@@ -384,11 +384,7 @@ func TestRemoteCaddyfileErrors(t *testing.T) {
 // environment and enriches with local records.
 func remoteGatewayConfig(dbPath, backendAddr, fakeURL string) string {
 	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	gatehouse {
+`+testServerOptions+`	gatehouse {
 		storage bolt %s
 		issuer http://localhost:9080
 	}
