@@ -105,6 +105,29 @@ type createdClient struct {
 	ClientSecret string `json:"client_secret"`
 }
 
+// MarshalJSON writes the client's members, then client_secret (the
+// embedded Client's own MarshalJSON would otherwise be the whole answer).
+func (c createdClient) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(c.Client)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := json.Marshal(c.ClientSecret)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		return nil, fmt.Errorf("encoding client: not an object")
+	}
+	b = b[:len(b)-1]
+	if len(b) > 1 {
+		b = append(b, ',')
+	}
+	b = append(b, `"client_secret":`...)
+	b = append(b, secret...)
+	return append(b, '}'), nil
+}
+
 func (adminAPI) handleClients(w http.ResponseWriter, r *http.Request) error {
 	app, err := runningApp()
 	if err != nil {

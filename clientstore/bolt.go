@@ -134,9 +134,10 @@ func (s *BoltStore) Path() string { return s.path }
 func (s *BoltStore) Close() error { return s.db.Close() }
 
 // record is a client as persisted: its JSON form plus the fields that
-// never leave the store.
+// never leave the store. It embeds clientJSON, not Client, so that
+// Client's MarshalJSON is not promoted (it would drop these fields).
 type record struct {
-	*Client
+	*clientJSON
 	SecretHash              string     `json:"secret_hash,omitempty"`
 	PreviousSecretHash      string     `json:"previous_secret_hash,omitempty"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
@@ -145,30 +146,35 @@ type record struct {
 }
 
 func encodeClient(c *Client) ([]byte, error) {
-	r := record{Client: c, SecretHash: c.SecretHash, Generation: c.Generation, Revision: c.Revision}
+	r := record{clientJSON: (*clientJSON)(c), SecretHash: c.SecretHash, Generation: c.Generation, Revision: c.Revision}
 	if c.PreviousSecretHash != "" {
 		r.PreviousSecretHash = c.PreviousSecretHash
 		exp := c.PreviousSecretExpiresAt.UTC()
 		r.PreviousSecretExpiresAt = &exp
 	}
-	return json.Marshal(r)
+	b, err := json.Marshal(r)
+	if err != nil || c.Metadata != nil || c.metaJSON == "" {
+		return b, err
+	}
+	return spliceMetadata(b, c.metaJSON) // a cache snapshot
 }
 
 func decodeClient(b []byte) (*Client, error) {
-	r := record{Client: new(Client)}
+	c := new(Client)
+	r := record{clientJSON: (*clientJSON)(c)}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("decoding stored client: %w", err)
 	}
-	r.Client.SecretHash = r.SecretHash
-	r.Client.Generation = r.Generation
-	r.Client.Revision = r.Revision
+	c.SecretHash = r.SecretHash
+	c.Generation = r.Generation
+	c.Revision = r.Revision
 	if r.PreviousSecretHash != "" && r.PreviousSecretExpiresAt != nil {
-		r.Client.PreviousSecretHash = r.PreviousSecretHash
-		r.Client.PreviousSecretExpiresAt = *r.PreviousSecretExpiresAt
+		c.PreviousSecretHash = r.PreviousSecretHash
+		c.PreviousSecretExpiresAt = *r.PreviousSecretExpiresAt
 	}
-	return r.Client, nil
+	return c, nil
 }
 
 // storedRevision reads only the revision of a stored record.

@@ -41,6 +41,7 @@ type Cache struct {
 
 	clients sync.Map   // client_id → *Client (immutable snapshot)
 	writeMu sync.Mutex // serializes writers so store and memory agree
+	intern  interner   // under writeMu (or before the cache is shared)
 }
 
 // secretHasher is the secret-hashing key in use and a hash to verify
@@ -71,7 +72,7 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	c := &Cache{store: store}
 	c.secrets.Store(h)
 	err = store.ForEachClient(ctx, func(cl *Client) error {
-		c.clients.Store(cl.ID, cl)
+		c.clients.Store(cl.ID, c.intern.snapshot(cl, true))
 		return nil
 	})
 	if err != nil {
@@ -250,6 +251,7 @@ func (c *Cache) create(ctx context.Context, cl *Client, secretHash string) (*Cli
 	if err := c.store.CreateClient(ctx, cl); err != nil {
 		return nil, "", err
 	}
+	cl = c.intern.snapshot(cl, true)
 	c.clients.Store(cl.ID, cl)
 	return cl, secret, nil
 }
@@ -365,6 +367,7 @@ func (c *Cache) replace(ctx context.Context, id string, ifRevision uint64, next 
 		if err != nil {
 			return nil, err
 		}
+		n = c.intern.snapshot(n, true)
 		c.clients.Store(id, n)
 		return n, nil
 	}
@@ -380,7 +383,7 @@ func (c *Cache) reload(ctx context.Context, id string) error {
 	case err != nil:
 		return fmt.Errorf("reloading client %s: %w", id, err)
 	}
-	c.clients.Store(id, cl)
+	c.clients.Store(id, c.intern.snapshot(cl, true))
 	return nil
 }
 
@@ -431,7 +434,7 @@ func (c *Cache) Reset(snap *Snapshot) {
 		if cur, ok := c.Get(id); ok && (cur.Revision == cl.Revision || newer(cur)) {
 			continue // unchanged: keep the snapshot pointer the hot path knows
 		}
-		c.clients.Store(id, cl)
+		c.clients.Store(id, c.intern.snapshot(cl, false))
 	}
 }
 
@@ -447,7 +450,7 @@ func (c *Cache) Apply(changes []Change) {
 			if cur, ok := c.Get(ch.Name); ok && cur.Revision >= ch.Client.Revision {
 				continue
 			}
-			c.clients.Store(ch.Name, ch.Client)
+			c.clients.Store(ch.Name, c.intern.snapshot(ch.Client, false))
 		case ClientDeleted:
 			if cur, ok := c.Get(ch.Name); ok && cur.Revision < uint64(ch.Revision) {
 				c.clients.Delete(ch.Name)

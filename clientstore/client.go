@@ -122,6 +122,75 @@ type Client struct {
 	// working at once (disable, secret rotation). Tokens carry the
 	// generation they were minted under.
 	Generation uint64 `json:"-"`
+
+	// metaJSON is, in a cache snapshot, the metadata as compact JSON
+	// (json.Marshal of the map: sorted keys, "{}" for an empty object), and
+	// Metadata is nil: a Go map costs far more memory than its JSON, and
+	// the hot path never reads metadata (identity JWTs are signed on a
+	// miss). Empty when Metadata is the client's metadata. Read metadata
+	// with MetadataObject or MetadataJSON, which handle both forms.
+	metaJSON string
+}
+
+// clientJSON is Client without its methods: the default JSON encoding.
+type clientJSON Client
+
+// MarshalJSON is the default encoding of the client's fields, with the
+// metadata of a cache snapshot written from its compact JSON: the same
+// bytes as encoding the map.
+func (c Client) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal((*clientJSON)(&c))
+	if err != nil || c.Metadata != nil || c.metaJSON == "" {
+		return b, err
+	}
+	return spliceMetadata(b, c.metaJSON)
+}
+
+// nullMetadata is how a nil metadata map encodes inside a client object.
+// Nothing before it in Client's field order can contain these bytes: the
+// fields before metadata are strings and arrays of strings, in which a
+// quote is always escaped.
+const nullMetadata = `"metadata":null`
+
+// spliceMetadata replaces the null metadata of an encoded client by the
+// compact JSON md.
+func spliceMetadata(b []byte, md string) ([]byte, error) {
+	i := bytes.Index(b, []byte(nullMetadata))
+	if i < 0 {
+		return nil, errors.New("encoding client: no metadata member")
+	}
+	out := make([]byte, 0, len(b)-len("null")+len(md))
+	out = append(out, b[:i+len(nullMetadata)-len("null")]...)
+	out = append(out, md...)
+	return append(out, b[i+len(nullMetadata):]...), nil
+}
+
+// MetadataObject returns the client's metadata as a map. For a cache
+// snapshot it is decoded from its JSON on every call (numbers as
+// json.Number), so callers on a hot path should keep the result; either
+// way the map must not be modified.
+func (c *Client) MetadataObject() Metadata {
+	if c.Metadata != nil || c.metaJSON == "" {
+		return c.Metadata
+	}
+	var m Metadata
+	if err := m.UnmarshalJSON([]byte(c.metaJSON)); err != nil {
+		// metaJSON was encoded from a map: it always decodes.
+		panic("clientstore: undecodable snapshot metadata: " + err.Error())
+	}
+	return m
+}
+
+// MetadataJSON returns the client's metadata as compact JSON, or nil if
+// it has none (a nil map).
+func (c *Client) MetadataJSON() (json.RawMessage, error) {
+	if c.Metadata != nil || c.metaJSON == "" {
+		if c.Metadata == nil {
+			return nil, nil
+		}
+		return json.Marshal(c.Metadata)
+	}
+	return json.RawMessage(c.metaJSON), nil
 }
 
 // Metadata is an operator-set, trusted JSON object attached to a client. It
@@ -183,7 +252,10 @@ func (c *Client) Clone() *Client {
 		for k, v := range c.Metadata {
 			n.Metadata[k] = v
 		}
+	} else if c.metaJSON != "" {
+		n.Metadata = c.MetadataObject() // a fresh map: the copy's own
 	}
+	n.metaJSON = ""
 	return &n
 }
 
@@ -279,8 +351,8 @@ func (c *Client) Validate() error {
 	if len(c.Owner) > MaxOwnerLength || !printable(c.Owner, true) {
 		return fieldErr("owner", "must be at most %d printable characters", MaxOwnerLength)
 	}
-	if c.Metadata != nil {
-		b, err := json.Marshal(c.Metadata)
+	if c.Metadata != nil || c.metaJSON != "" {
+		b, err := c.MetadataJSON()
 		if err != nil {
 			return fieldErr("metadata", "not serializable: %v", err)
 		}

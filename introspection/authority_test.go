@@ -212,7 +212,7 @@ func TestCheckFollowsClientChanges(t *testing.T) {
 				if now, _ := e.cache.Get(cl.ID); r.Client != now {
 					t.Errorf("Result.Client is not the updated snapshot")
 				}
-				if got, _ := r.Client.Metadata.Lookup("realm.id"); got != "r2" {
+				if got, _ := r.Client.MetadataObject().Lookup("realm.id"); got != "r2" {
 					t.Errorf("Result.Client metadata realm.id = %v, want the updated %q", got, "r2")
 				}
 			}

@@ -23,17 +23,19 @@ const DefaultIdentityCacheSize = 10_000
 // identity JWT"). owner and ext are always present so backends see one
 // shape.
 type identityClaims struct {
-	Iss      string               `json:"iss"`
-	Sub      string               `json:"sub"`
-	Aud      Audience             `json:"aud,omitempty"`
-	Iat      int64                `json:"iat"`
-	Nbf      int64                `json:"nbf"`
-	Exp      int64                `json:"exp"`
-	Jti      string               `json:"jti"`
-	ClientID string               `json:"client_id"`
-	Scope    string               `json:"scope"`
-	Owner    string               `json:"owner"`
-	Ext      clientstore.Metadata `json:"ext"`
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      Audience `json:"aud,omitempty"`
+	Iat      int64    `json:"iat"`
+	Nbf      int64    `json:"nbf"`
+	Exp      int64    `json:"exp"`
+	Jti      string   `json:"jti"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+	Owner    string   `json:"owner"`
+	// Ext is a clientstore.Metadata (a remote result's) or the compact
+	// JSON of a client snapshot's metadata (json.RawMessage).
+	Ext any `json:"ext"`
 }
 
 // Audience is a JWT or introspection `aud` (RFC 7519 §4.1.3): it decodes
@@ -313,10 +315,10 @@ func (rt *Route) enrichResult(r *Result) error {
 	}
 	rem := *r.Remote // the remote's answer may be shared: edit a copy
 	if rt.enrich == EnrichRemoteWins {
-		rem.Ext = mergeMetadata(c.Metadata, rem.Ext)
+		rem.Ext = mergeMetadata(c.MetadataObject(), rem.Ext)
 		rem.Owner = cmp.Or(rem.Owner, c.Owner)
 	} else {
-		rem.Ext = mergeMetadata(rem.Ext, c.Metadata)
+		rem.Ext = mergeMetadata(rem.Ext, c.MetadataObject())
 		rem.Owner = cmp.Or(c.Owner, rem.Owner)
 	}
 	r.Remote = &rem
@@ -444,9 +446,20 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	if _, err := rand.Read(jti[:]); err != nil {
 		return nil, err
 	}
-	ext := r.Metadata()
-	if ext == nil {
-		ext = clientstore.Metadata{}
+	var ext any = emptyExt
+	if r.Remote != nil {
+		if r.Remote.Ext != nil {
+			ext = r.Remote.Ext
+		}
+	} else {
+		// The snapshot's metadata as it is kept: compact JSON, not decoded.
+		md, err := r.Client.MetadataJSON()
+		if err != nil {
+			return nil, err
+		}
+		if md != nil {
+			ext = md
+		}
 	}
 	clientID, owner := r.ClientID(), r.Owner()
 	payload, err := json.Marshal(identityClaims{
@@ -486,16 +499,30 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 		g.Result.Token = strings.Clone(r.Token)
 		key = g.Result.Token
 	}
-	g.Placeholder = placeholders(clientID, owner, r.Claims.Scope, r.Metadata())
+	g.Placeholder = placeholders(clientID, owner, r.Claims.Scope, r.metadataOnce())
 	if key != "" && now < g.refreshAt {
 		rt.cache.put(key, g, now)
 	}
 	return g, nil
 }
 
+// emptyExt is the `ext` of an identity without metadata.
+var emptyExt = json.RawMessage("{}")
+
+// metadataOnce returns r.Metadata, decoded at most once and only when
+// first asked for: placeholders need it only if a route's configuration
+// names a gatehouse.metadata.<path>.
+func (r *Result) metadataOnce() func() clientstore.Metadata {
+	if r.Remote != nil {
+		md := r.Remote.Ext
+		return func() clientstore.Metadata { return md }
+	}
+	return sync.OnceValue(r.Client.MetadataObject)
+}
+
 // placeholders resolves the gatehouse.* placeholders of a grant; the
 // values are boxed once here, not on every request.
-func placeholders(clientID, owner, scope string, md clientstore.Metadata) func(string) (any, bool) {
+func placeholders(clientID, owner, scope string, md func() clientstore.Metadata) func(string) (any, bool) {
 	var id, ow, sc any = clientID, owner, scope
 	return func(key string) (any, bool) {
 		rest, ok := strings.CutPrefix(key, "gatehouse.")
@@ -511,7 +538,7 @@ func placeholders(clientID, owner, scope string, md clientstore.Metadata) func(s
 			return sc, true
 		}
 		if path, ok := strings.CutPrefix(rest, "metadata."); ok {
-			return md.Lookup(path)
+			return md().Lookup(path)
 		}
 		return nil, false
 	}

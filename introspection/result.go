@@ -75,9 +75,11 @@ func (r *Result) Owner() string {
 }
 
 // Metadata is the identity's trusted metadata, the identity JWT's `ext`.
+// For Gatehouse's own tokens it is decoded from the client snapshot on
+// every call: keep the result rather than calling it on a hot path.
 func (r *Result) Metadata() clientstore.Metadata {
 	if r.Remote == nil {
-		return r.Client.Metadata
+		return r.Client.MetadataObject()
 	}
 	return r.Remote.Ext
 }
