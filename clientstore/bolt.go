@@ -153,10 +153,10 @@ func encodeClient(c *Client) ([]byte, error) {
 		r.PreviousSecretExpiresAt = &exp
 	}
 	b, err := json.Marshal(r)
-	if err != nil || c.Metadata != nil || c.metaJSON == "" {
+	if err != nil || c.Metadata != nil || c.snapJSON() == "" {
 		return b, err
 	}
-	return spliceMetadata(b, c.metaJSON) // a cache snapshot
+	return spliceMetadata(b, c.snapJSON()) // a cache snapshot
 }
 
 func decodeClient(b []byte) (*Client, error) {

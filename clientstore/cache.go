@@ -39,7 +39,7 @@ type Cache struct {
 	secrets atomic.Pointer[secretHasher] // replaced only by a restore
 	clock   atomic.Pointer[func() time.Time]
 
-	clients sync.Map   // client_id → *Client (immutable snapshot)
+	clients *clientMap // client_id → *Client (immutable snapshot)
 	writeMu sync.Mutex // serializes writers so store and memory agree
 	intern  interner   // under writeMu (or before the cache is shared)
 }
@@ -69,15 +69,17 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{store: store}
+	c := &Cache{store: store, clients: newClientMap()}
 	c.secrets.Store(h)
+	load := c.clients.edit()
 	err = store.ForEachClient(ctx, func(cl *Client) error {
-		c.clients.Store(cl.ID, c.intern.snapshot(cl, true))
+		load.put(c.intern.snapshot(cl, true))
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading clients: %w", err)
 	}
+	load.commit()
 	return c, nil
 }
 
@@ -121,20 +123,13 @@ func (c *Cache) Store() Store { return c.store }
 // Get returns the current snapshot of a client, from memory only.
 // The snapshot must not be modified.
 func (c *Cache) Get(id string) (*Client, bool) {
-	v, ok := c.clients.Load(id)
-	if !ok {
-		return nil, false
-	}
-	return v.(*Client), true
+	return c.clients.load(id)
 }
 
 // List returns every client ordered by client_id.
 func (c *Cache) List() []*Client {
 	var out []*Client
-	c.clients.Range(func(_, v any) bool {
-		out = append(out, v.(*Client))
-		return true
-	})
+	c.clients.each(func(cl *Client) { out = append(out, cl) })
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
@@ -252,7 +247,7 @@ func (c *Cache) create(ctx context.Context, cl *Client, secretHash string) (*Cli
 		return nil, "", err
 	}
 	cl = c.intern.snapshot(cl, true)
-	c.clients.Store(cl.ID, cl)
+	c.clients.store(cl)
 	return cl, secret, nil
 }
 
@@ -368,7 +363,7 @@ func (c *Cache) replace(ctx context.Context, id string, ifRevision uint64, next 
 			return nil, err
 		}
 		n = c.intern.snapshot(n, true)
-		c.clients.Store(id, n)
+		c.clients.store(n)
 		return n, nil
 	}
 }
@@ -378,12 +373,12 @@ func (c *Cache) reload(ctx context.Context, id string) error {
 	cl, err := c.store.GetClient(ctx, id)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		c.clients.Delete(id)
+		c.clients.remove(id)
 		return nil
 	case err != nil:
 		return fmt.Errorf("reloading client %s: %w", id, err)
 	}
-	c.clients.Store(id, c.intern.snapshot(cl, true))
+	c.clients.store(c.intern.snapshot(cl, true))
 	return nil
 }
 
@@ -400,7 +395,7 @@ func (c *Cache) DeleteIf(ctx context.Context, id string, ifRevision uint64) erro
 	err := c.store.DeleteClientIf(ctx, id, ifRevision)
 	switch {
 	case err == nil, errors.Is(err, ErrNotFound):
-		c.clients.Delete(id)
+		c.clients.remove(id)
 	case errors.Is(err, ErrRevisionMismatch):
 		if rerr := c.reload(ctx, id); rerr != nil {
 			return rerr
@@ -424,18 +419,19 @@ func (c *Cache) Reset(snap *Snapshot) {
 		fresh[cl.ID] = cl
 	}
 	newer := func(cl *Client) bool { return snap.Revision > 0 && cl.Revision > uint64(snap.Revision) }
-	c.clients.Range(func(k, v any) bool {
-		if cur := v.(*Client); fresh[cur.ID] == nil && !newer(cur) {
-			c.clients.Delete(k)
+	e := c.clients.edit()
+	c.clients.each(func(cur *Client) {
+		if fresh[cur.ID] == nil && !newer(cur) {
+			e.delete(cur.ID)
 		}
-		return true
 	})
 	for id, cl := range fresh {
 		if cur, ok := c.Get(id); ok && (cur.Revision == cl.Revision || newer(cur)) {
 			continue // unchanged: keep the snapshot pointer the hot path knows
 		}
-		c.clients.Store(id, c.intern.snapshot(cl, false))
+		e.put(c.intern.snapshot(cl, false))
 	}
+	e.commit()
 }
 
 // Apply implements Follower: changes made by any node. A change older than
@@ -447,13 +443,13 @@ func (c *Cache) Apply(changes []Change) {
 	for _, ch := range changes {
 		switch ch.Kind {
 		case ClientPut:
-			if cur, ok := c.Get(ch.Name); ok && cur.Revision >= ch.Client.Revision {
+			if cur, ok := c.Get(ch.Client.ID); ok && cur.Revision >= ch.Client.Revision {
 				continue
 			}
-			c.clients.Store(ch.Name, c.intern.snapshot(ch.Client, false))
+			c.clients.store(c.intern.snapshot(ch.Client, false))
 		case ClientDeleted:
 			if cur, ok := c.Get(ch.Name); ok && cur.Revision < uint64(ch.Revision) {
-				c.clients.Delete(ch.Name)
+				c.clients.remove(ch.Name)
 			}
 		case KeyPut:
 			if ch.Name == secretKeyName {

@@ -9,9 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode"
+	"unsafe"
 )
 
 // Sentinel errors callers branch on.
@@ -93,6 +95,7 @@ type Client struct {
 	AccessTokenStrategy string    `json:"access_token_strategy,omitempty"`
 	Disabled            bool      `json:"disabled"`
 	Introspect          bool      `json:"introspect"`
+	metaLen             uint32    // see metaData
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 
@@ -123,13 +126,32 @@ type Client struct {
 	// generation they were minted under.
 	Generation uint64 `json:"-"`
 
-	// metaJSON is, in a cache snapshot, the metadata as compact JSON
-	// (json.Marshal of the map: sorted keys, "{}" for an empty object), and
-	// Metadata is nil: a Go map costs far more memory than its JSON, and
-	// the hot path never reads metadata (identity JWTs are signed on a
-	// miss). Empty when Metadata is the client's metadata. Read metadata
-	// with MetadataObject or MetadataJSON, which handle both forms.
-	metaJSON string
+	// metaData holds, in a cache snapshot, the metadata as compact JSON
+	// (json.Marshal of the map: sorted keys, "{}" for an empty object),
+	// metaLen bytes of it, and Metadata is nil: a Go map costs far more
+	// memory than its JSON, and the hot path never reads metadata
+	// (identity JWTs are signed on a miss). Empty when Metadata is the
+	// client's metadata. Read metadata with MetadataObject or
+	// MetadataJSON, which handle both forms. (A pointer and a length in
+	// the padding after Introspect, not a string: that keeps a Client in
+	// a smaller allocation size class.)
+	metaData *byte
+}
+
+// snapJSON is a snapshot's metadata JSON ("" if the client has none or
+// keeps it in Metadata).
+func (c *Client) snapJSON() string { return unsafe.String(c.metaData, c.metaLen) }
+
+// setSnapJSON sets what snapJSON returns.
+func (c *Client) setSnapJSON(s string) {
+	switch {
+	case s == "":
+		c.metaData, c.metaLen = nil, 0
+	case uint64(len(s)) > math.MaxUint32:
+		panic("clientstore: metadata too large for a snapshot")
+	default:
+		c.metaData, c.metaLen = unsafe.StringData(s), uint32(len(s))
+	}
 }
 
 // clientJSON is Client without its methods: the default JSON encoding.
@@ -140,10 +162,10 @@ type clientJSON Client
 // bytes as encoding the map.
 func (c Client) MarshalJSON() ([]byte, error) {
 	b, err := json.Marshal((*clientJSON)(&c))
-	if err != nil || c.Metadata != nil || c.metaJSON == "" {
+	if err != nil || c.Metadata != nil || c.snapJSON() == "" {
 		return b, err
 	}
-	return spliceMetadata(b, c.metaJSON)
+	return spliceMetadata(b, c.snapJSON())
 }
 
 // nullMetadata is how a nil metadata map encodes inside a client object.
@@ -170,12 +192,12 @@ func spliceMetadata(b []byte, md string) ([]byte, error) {
 // json.Number), so callers on a hot path should keep the result; either
 // way the map must not be modified.
 func (c *Client) MetadataObject() Metadata {
-	if c.Metadata != nil || c.metaJSON == "" {
+	if c.Metadata != nil || c.snapJSON() == "" {
 		return c.Metadata
 	}
 	var m Metadata
-	if err := m.UnmarshalJSON([]byte(c.metaJSON)); err != nil {
-		// metaJSON was encoded from a map: it always decodes.
+	if err := m.UnmarshalJSON([]byte(c.snapJSON())); err != nil {
+		// The JSON was encoded from a map: it always decodes.
 		panic("clientstore: undecodable snapshot metadata: " + err.Error())
 	}
 	return m
@@ -184,13 +206,13 @@ func (c *Client) MetadataObject() Metadata {
 // MetadataJSON returns the client's metadata as compact JSON, or nil if
 // it has none (a nil map).
 func (c *Client) MetadataJSON() (json.RawMessage, error) {
-	if c.Metadata != nil || c.metaJSON == "" {
+	if c.Metadata != nil || c.snapJSON() == "" {
 		if c.Metadata == nil {
 			return nil, nil
 		}
 		return json.Marshal(c.Metadata)
 	}
-	return json.RawMessage(c.metaJSON), nil
+	return json.RawMessage(c.snapJSON()), nil
 }
 
 // Metadata is an operator-set, trusted JSON object attached to a client. It
@@ -252,10 +274,10 @@ func (c *Client) Clone() *Client {
 		for k, v := range c.Metadata {
 			n.Metadata[k] = v
 		}
-	} else if c.metaJSON != "" {
+	} else if c.snapJSON() != "" {
 		n.Metadata = c.MetadataObject() // a fresh map: the copy's own
 	}
-	n.metaJSON = ""
+	n.setSnapJSON("")
 	return &n
 }
 
@@ -351,7 +373,7 @@ func (c *Client) Validate() error {
 	if len(c.Owner) > MaxOwnerLength || !printable(c.Owner, true) {
 		return fieldErr("owner", "must be at most %d printable characters", MaxOwnerLength)
 	}
-	if c.Metadata != nil || c.metaJSON != "" {
+	if c.Metadata != nil || c.snapJSON() != "" {
 		b, err := c.MetadataJSON()
 		if err != nil {
 			return fieldErr("metadata", "not serializable: %v", err)

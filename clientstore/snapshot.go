@@ -24,7 +24,7 @@ type interner struct {
 }
 
 // snapshot returns cl in the form the cache keeps: metadata as compact
-// JSON instead of a map (see Client.metaJSON), and repeated values shared.
+// JSON instead of a map (see Client.metaData), and repeated values shared.
 // With owned, cl itself is changed (the caller passes its own copy, as
 // returned by Clone or a store's decoding); otherwise a copy is.
 func (in *interner) snapshot(cl *Client, owned bool) *Client {
@@ -34,11 +34,11 @@ func (in *interner) snapshot(cl *Client, owned bool) *Client {
 	}
 	if cl.Metadata != nil {
 		if len(cl.Metadata) == 0 {
-			cl.metaJSON = "{}"
+			cl.setSnapJSON("{}")
 		} else if b, err := json.Marshal(cl.Metadata); err == nil {
-			cl.metaJSON = string(b) // mostly one client's own: not interned
+			cl.setSnapJSON(string(b)) // mostly one client's own: not interned
 		}
-		if cl.metaJSON != "" {
+		if cl.snapJSON() != "" {
 			cl.Metadata = nil
 		}
 	}
