@@ -38,9 +38,6 @@ func adminError(t *testing.T, b []byte) string {
 func TestAdminClients(t *testing.T) {
 	be := newBackend(t)
 	startGateway(t, filepath.Join(t.TempDir(), "gatehouse.db"), be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 
 	var (
 		zetaSecret  string

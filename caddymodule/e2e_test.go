@@ -106,12 +106,31 @@ http://localhost:9082 {
 `, dbPath, identityTTL, backendAddr, backendAddr)
 }
 
-// startGateway loads the gateway config into the in-process Caddy.
+// startGateway loads the gateway config into the in-process Caddy; a test
+// whose gateway did not start stops here.
 func startGateway(t *testing.T, dbPath, backendAddr string) *caddytest.Tester {
 	t.Helper()
 	tester := caddytest.NewTester(t)
 	tester.InitServer(gatewayConfig(dbPath, backendAddr, "5m"), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
 	return tester
+}
+
+// stopGatehouse loads a config without Gatehouse, so the app stops and the
+// store at dbPath must be closed with its lock released.
+func stopGatehouse(t *testing.T, dbPath string) {
+	t.Helper()
+	caddytest.NewTester(t).InitServer("{\n"+testServerOptions+`}
+http://localhost:9080 {
+	respond "no gatehouse"
+}`, "caddyfile")
+	st, err := clientstore.OpenBolt(dbPath, 200*time.Millisecond)
+	if err != nil {
+		t.Fatalf("bbolt file still locked after Gatehouse stopped: %v", err)
+	}
+	st.Close()
 }
 
 type createdClientJSON struct {
@@ -400,20 +419,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("restart with the same bbolt file keeps clients and tokens", func(t *testing.T) {
 		// Stop Gatehouse entirely: the store must be closed and its lock
 		// released, or the next open would time out.
-		tester := caddytest.NewTester(t)
-		tester.InitServer(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-}
-http://localhost:9080 {
-	respond "no gatehouse"
-}`, "caddyfile")
-		st, err := clientstore.OpenBolt(db, 200*time.Millisecond)
-		if err != nil {
-			t.Fatalf("bbolt file still locked after Gatehouse stopped: %v", err)
-		}
-		st.Close()
+		stopGatehouse(t, db)
 
 		startGateway(t, db, be.Listener.Addr().String())
 		if resp, body := callAPI(t, apiURL, bearer, nil); resp.StatusCode != 200 {

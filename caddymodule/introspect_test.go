@@ -214,9 +214,6 @@ func TestIntrospectionRFC7662(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	rsPost := createClient(t, `{"client_name":"resource server (post)","introspect":true,"token_endpoint_auth_method":"client_secret_post"}`)
@@ -441,9 +438,6 @@ func TestIntrospectionSignedRFC9701(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	holder := createClient(t, demoClient)
 	tok := fetchToken(t, holder).AccessToken
@@ -721,9 +715,6 @@ func TestOathkeeperIntrospectionContract(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 	oathkeeper := createClient(t, `{"client_name":"oathkeeper","introspect":true}`)
 	holder := createClient(t, demoClient)
 	tok := fetchToken(t, holder, "orders:read").AccessToken

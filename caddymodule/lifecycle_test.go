@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/gatehousehq/gatehouse/clientstore"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/pbkdf2"
@@ -451,15 +450,7 @@ func TestBackupRestore(t *testing.T) {
 	})
 
 	t.Run("backup copied over the stopped database", func(t *testing.T) {
-		stopped := caddytest.NewTester(t)
-		stopped.InitServer(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-}
-http://localhost:9080 {
-	respond "no gatehouse"
-}`, "caddyfile")
+		stopGatehouse(t, db)
 		if err := os.WriteFile(db, backup, 0o600); err != nil {
 			t.Fatal(err)
 		}

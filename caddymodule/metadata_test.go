@@ -172,9 +172,6 @@ func TestMetadataRFC8414(t *testing.T) {
 	be := newBackend(t)
 	t.Run("without scopes_supported configured", func(t *testing.T) {
 		startGateway(t, filepath.Join(t.TempDir(), "gatehouse.db"), be.Listener.Addr().String())
-		if t.Failed() {
-			t.FailNow()
-		}
 		md := checkMetadata(t)
 		if v, ok := md["scopes_supported"]; ok {
 			t.Errorf("scopes_supported = %#v, want absent when not configured (RFC 8414 §2: RECOMMENDED, but never invented)", v)

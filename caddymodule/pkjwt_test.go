@@ -132,9 +132,6 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 	tokenURL := authURL + pathToken
 
 	t.Run("RFC 7523 §2.2 with golang.org/x/oauth2, each allowed algorithm", func(t *testing.T) {
@@ -285,9 +282,6 @@ func TestJWTAccessTokenEndToEnd(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	c := createClient(t, strings.Replace(demoClient, `"owner"`, `"access_token_strategy":"jwt","owner"`, 1))
 
@@ -406,9 +400,6 @@ func TestClientAuthenticationBruteForce(t *testing.T) {
 
 	t.Run("per client_id: a short block, other clients unaffected", func(t *testing.T) {
 		startGateway(t, filepath.Join(t.TempDir(), "gatehouse.db"), be.Listener.Addr().String())
-		if t.Failed() {
-			t.FailNow()
-		}
 		victim := createClient(t, demoClient)
 		bystander := createClient(t, demoClient)
 		for i := 1; i <= perClient+1; i++ {
@@ -434,9 +425,6 @@ func TestClientAuthenticationBruteForce(t *testing.T) {
 
 	t.Run("per address: every endpoint that authenticates clients", func(t *testing.T) {
 		startGateway(t, filepath.Join(t.TempDir(), "gatehouse.db"), be.Listener.Addr().String())
-		if t.Failed() {
-			t.FailNow()
-		}
 		legit := createClient(t, demoClient)
 		rs := createClient(t, `{"introspect":true}`)
 		tok := fetchToken(t, legit).AccessToken

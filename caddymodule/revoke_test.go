@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
-	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/gatehousehq/gatehouse/introspection"
 )
 
@@ -67,9 +65,6 @@ func TestRevocationRFC7009(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	holder := createClient(t, demoClient)
 	other := createClient(t, demoClient)
@@ -211,9 +206,6 @@ func TestRevocationSurvivesRestart(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	holder := createClient(t, demoClient)
 	jc := createClient(t, strings.Replace(demoClient, `"owner"`, `"access_token_strategy":"jwt","owner"`, 1))
@@ -239,19 +231,7 @@ func TestRevocationSurvivesRestart(t *testing.T) {
 
 	// A restart: Gatehouse goes away entirely (its store closed), then
 	// comes back on the same file.
-	caddytest.NewTester(t).InitServer(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-}
-http://localhost:9080 {
-	respond "no gatehouse"
-}`, "caddyfile")
-	st, err := clientstore.OpenBolt(db, 200*time.Millisecond)
-	if err != nil {
-		t.Fatalf("bbolt file still locked after Gatehouse stopped: %v", err)
-	}
-	st.Close()
+	stopGatehouse(t, db)
 	startGateway(t, db, be.Listener.Addr().String())
 	requireDead(t, rs, revoked, "after a restart")
 	requireDead(t, rs, revokedJWT, "JWT after a restart")

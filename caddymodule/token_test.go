@@ -45,9 +45,6 @@ func TestTokenEndpoint(t *testing.T) {
 	be := newBackend(t)
 	db := filepath.Join(t.TempDir(), "gatehouse.db")
 	startGateway(t, db, be.Listener.Addr().String())
-	if t.Failed() {
-		t.FailNow()
-	}
 
 	basic := createClient(t, demoClient) // orders:read orders:write, aud http://localhost:9081
 	post := createClient(t, `{"scope":"orders:read","audience":["http://localhost:9081"],
