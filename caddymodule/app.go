@@ -244,12 +244,7 @@ func (a *App) storeOpener() (string, string, stateOpener, error) {
 		if err != nil {
 			return nil, err
 		}
-		st, err := openStateLogged(ctx, store, logger)
-		if err != nil {
-			store.Close()
-			return nil, err
-		}
-		return st, nil
+		return openStateOn(ctx, store, logger)
 	}, nil
 }
 
@@ -323,7 +318,14 @@ func openState(ctx context.Context, path string, logger *zap.Logger) (*state, er
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStateLogged(ctx, store, logger)
+	return openStateOn(ctx, store, logger)
+}
+
+// openStateOn loads clients, keys and revocations of an open store and,
+// for a shared store (etcd), starts following its changes. It owns store:
+// on failure it closes it.
+func openStateOn(ctx context.Context, store clientstore.Store, logger *zap.Logger) (*state, error) {
+	st, err := loadState(ctx, store, logger)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -331,14 +333,7 @@ func openState(ctx context.Context, path string, logger *zap.Logger) (*state, er
 	return st, nil
 }
 
-// openStateOn loads clients, keys and revocations of an open store.
-func openStateOn(ctx context.Context, store clientstore.Store) (*state, error) {
-	return openStateLogged(ctx, store, nil)
-}
-
-// openStateLogged loads clients, keys and revocations of an open store
-// and, for a shared store (etcd), starts following its changes.
-func openStateLogged(ctx context.Context, store clientstore.Store, logger *zap.Logger) (*state, error) {
+func loadState(ctx context.Context, store clientstore.Store, logger *zap.Logger) (*state, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}

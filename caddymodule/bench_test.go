@@ -47,7 +47,7 @@ func newBenchGateway(tb testing.TB) *benchGateway {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { store.Close() })
-	st, err := openStateOn(ctx, store)
+	st, err := openStateOn(ctx, store, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func BenchmarkMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	st, err := openStateOn(ctx, store)
+	st, err := openStateOn(ctx, store, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -381,16 +381,26 @@ func readSnapshot(tx *bolt.Tx) (*Snapshot, error) {
 	return snap, err
 }
 
-// ReadBackup reads a Gatehouse bbolt file (a backup, or the file of a
-// stopped node) without changing it. Run it on a copy, never on the file
-// a running Caddy holds (it would wait for the lock).
-func ReadBackup(path string) (*Snapshot, error) {
+// openReadOnly opens a bbolt file without changing it (a backup, or the
+// file of a stopped node); ErrLocked if a running Caddy holds it.
+func openReadOnly(path string) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("opening %s: %w", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// ReadBackup reads a Gatehouse bbolt file (a backup, or the file of a
+// stopped node) without changing it. Run it on a copy, never on the file
+// a running Caddy holds (it would wait for the lock).
+func ReadBackup(path string) (*Snapshot, error) {
+	db, err := openReadOnly(path)
+	if err != nil {
+		return nil, err
 	}
 	defer db.Close()
 	var snap *Snapshot
@@ -568,12 +578,9 @@ type BackupInfo struct {
 // on the file a running Caddy holds (it would wait for the lock).
 func InspectBackup(path string) (BackupInfo, error) {
 	var info BackupInfo
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	db, err := openReadOnly(path)
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return info, fmt.Errorf("opening %s: %w", path, ErrLocked)
-		}
-		return info, fmt.Errorf("opening %s: %w", path, err)
+		return info, err
 	}
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
