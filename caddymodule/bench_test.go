@@ -214,36 +214,9 @@ func BenchmarkMemory(b *testing.B) {
 		dir, _ = os.MkdirTemp("/dev/shm", "gatehouse-mem") // setup speed only: fsync is free there
 		defer os.RemoveAll(dir)
 	}
-	ctx := context.Background()
-	store, err := clientstore.OpenBolt(filepath.Join(dir, "mem.db"), 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close()
-	st, err := openStateOn(ctx, store, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := introspection.LoadSigner(ctx, store, introspection.DefaultAlg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	app := &App{Issuer: "https://auth.example.com", logger: zap.NewNop(), state: st}
-	app.auth = introspection.NewAuthority(introspection.Config{Issuer: app.Issuer}, st.clients, st.sealer, signer, st.revocations)
-
 	start := time.Now()
-	clients := make([]string, *memClients)
-	for i := range clients {
-		c, _, err := st.clients.Create(ctx, &clientstore.Client{
-			ID: fmt.Sprintf("client-%06d", i), Scope: "orders:read orders:write",
-			Audience: []string{"https://api.example.com"}, Owner: "team-" + strconv.Itoa(i%100),
-			Metadata: clientstore.Metadata{"realm": map[string]any{"id": strconv.Itoa(i)}, "tier": "gold"},
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		clients[i] = c.ID
-	}
+	app, clients := memGateway(b, filepath.Join(dir, "mem.db"), *memClients)
+	defer app.state.store.Close()
 	heapClients := heapInUse()
 	fmt.Printf("\n%d clients stored in %s; heap in use %d MiB\n", len(clients), time.Since(start).Round(time.Millisecond), heapClients>>20)
 
@@ -258,13 +231,12 @@ func BenchmarkMemory(b *testing.B) {
 			defer wg.Done()
 			rec := httptest.NewRecorder()
 			for i := w; i < *memTokens; i += workers {
-				cl, _ := st.clients.Get(clients[i%len(clients)])
-				tok, err := app.auth.Issue(cl, "orders:read", nil)
+				tok, err := memToken(app, clients[i%len(clients)])
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				r := benchRequest(tok.AccessToken)
+				r := benchRequest(tok)
 				if err := p.ServeHTTP(rec, prepared(r, rec), nopHandler); err != nil || r.Header.Get("X-Identity-Token") == "spoofed" {
 					b.Errorf("token %d refused: %v", i, err)
 					return
@@ -277,8 +249,53 @@ func BenchmarkMemory(b *testing.B) {
 	fmt.Printf("%d distinct tokens presented in %s; heap in use %d MiB (grant cache bound %d); RSS %s\n",
 		*memTokens, time.Since(start).Round(time.Millisecond), heapAfter>>20, introspection.DefaultIdentityCacheSize, rss())
 	b.ReportMetric(float64(heapAfter)/(1<<20), "heap-MiB")
-	runtime.KeepAlive(p)  // the route's grant cache and, through it, the
-	runtime.KeepAlive(st) // client cache must count in the measurement
+	runtime.KeepAlive(p) // the route's grant cache and, through it, the client cache must count in the measurement
+}
+
+// memGateway stores n clients shaped like real ones (scopes, an audience,
+// an owner, nested metadata) in a new bbolt store at path and returns the
+// gateway over it and the clients' ids. The caller closes the store.
+func memGateway(b *testing.B, path string, n int) (*App, []string) {
+	ctx := context.Background()
+	store, err := clientstore.OpenBolt(path, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := openStateOn(ctx, store, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := introspection.LoadSigner(ctx, store, introspection.DefaultAlg)
+	if err != nil {
+		store.Close()
+		b.Fatal(err)
+	}
+	app := &App{Issuer: "https://auth.example.com", logger: zap.NewNop(), state: st}
+	app.auth = introspection.NewAuthority(introspection.Config{Issuer: app.Issuer}, st.clients, st.sealer, signer, st.revocations)
+	ids := make([]string, n)
+	for i := range ids {
+		c, _, err := st.clients.Create(ctx, &clientstore.Client{
+			ID: fmt.Sprintf("client-%06d", i), Scope: "orders:read orders:write",
+			Audience: []string{"https://api.example.com"}, Owner: "team-" + strconv.Itoa(i%100),
+			Metadata: clientstore.Metadata{"realm": map[string]any{"id": strconv.Itoa(i)}, "tier": "gold"},
+		})
+		if err != nil {
+			store.Close()
+			b.Fatal(err)
+		}
+		ids[i] = c.ID
+	}
+	return app, ids
+}
+
+// memToken issues a new token to the client id.
+func memToken(app *App, id string) (string, error) {
+	cl, _ := app.state.clients.Get(id)
+	tok, err := app.auth.Issue(cl, "orders:read", nil)
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
 }
 
 func heapInUse() uint64 {

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,47 +81,60 @@ http://127.0.0.1:%d {
 	gatehouse_server
 }
 `, adminPort, httpPort, etcdtest.FreePort(t), strings.Join(storage, "\n\t\t"), clusterIssuer, httpPort)
-	cfg := filepath.Join(n.dir, "Caddyfile")
-	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log, err := os.Create(filepath.Join(n.dir, "caddy.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable() // not os.Args[0]: other tests of the package run caddy commands that change it
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.cmd = exec.Command(self)
-	n.cmd.Env = append(os.Environ(), childConfigEnv+"="+cfg, "HOME="+n.dir,
-		"XDG_DATA_HOME="+filepath.Join(n.dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(n.dir, "config"))
-	n.cmd.Stdout, n.cmd.Stderr = log, log
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	n.cmd = startCaddyChild(t, n.dir, caddyfile, n.admin+adminHealthPath)
 	t.Cleanup(func() {
 		n.stop()
 		if t.Failed() {
-			b, _ := os.ReadFile(log.Name())
+			b, _ := os.ReadFile(filepath.Join(n.dir, "caddy.log"))
 			if len(b) > 6000 {
 				b = b[len(b)-6000:]
 			}
 			t.Logf("log of node %s:\n%s", name, b)
 		}
 	})
+	return n
+}
+
+// startCaddyChild runs this test binary as a Caddy process (see TestMain)
+// on caddyfile, with its home, data, config and caddy.log in dir, and
+// waits until health answers 200. The child dies with the test process.
+func startCaddyChild(tb testing.TB, dir, caddyfile, health string) *exec.Cmd {
+	tb.Helper()
+	cfg := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(dir, "caddy.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer log.Close()
+	self, err := os.Executable() // not os.Args[0]: other tests of the package run caddy commands that change it
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), childConfigEnv+"="+cfg, "HOME="+dir,
+		"XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	cmd.Stdout, cmd.Stderr = log, log
+	etcdtest.DieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(n.admin + adminHealthPath)
+		resp, err := http.Get(health)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return n
+				return cmd
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %s not up within 30s (last: %v)", name, err)
+			_ = cmd.Process.Kill()
+			_, _ = cmd.Process.Wait()
+			b, _ := os.ReadFile(log.Name())
+			tb.Fatalf("caddy in %s not up within 30s (last: %v); its log:\n%s", dir, err, b[max(0, len(b)-6000):])
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -12,7 +12,6 @@ package caddymodule
 // issuance per second, p99 under 50 client updates/s, and memory.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -47,11 +46,17 @@ type loadResult struct {
 
 // drive sends requests made by mk over conns keep-alive connections for d.
 func drive(d time.Duration, conns int, mk func() *http.Request) loadResult {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return driveCtx(ctx, conns, mk)
+}
+
+// driveCtx sends requests made by mk over conns keep-alive connections
+// until ctx ends.
+func driveCtx(ctx context.Context, conns int, mk func() *http.Request) loadResult {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
 	var mu sync.Mutex
 	var all []time.Duration
 	errs := 0
@@ -268,18 +273,5 @@ func fmtRatios(v []float64) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
-// rss reads this process's resident set size from /proc (Linux).
-func rss() string {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return "n/a"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "n/a"
-}
+// rss is this process's resident set size (Linux).
+func rss() string { return fmt.Sprintf("%.1f MiB", mib(rssOf(os.Getpid()))) }

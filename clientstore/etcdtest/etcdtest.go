@@ -111,7 +111,7 @@ func (s *Server) start() error {
 		"--logger", "zap", "--log-outputs", "stderr",
 	)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
+	DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return err

@@ -1,0 +1,283 @@
+package caddymodule
+
+// P4 measured on real Caddy processes: the resident set of a Caddy process
+// that serves a protected route over a store of -mem.clients clients while
+// -mem.tokens distinct live tokens are presented, next to a plain Caddy
+// process proxying the same load to the same backend.
+//
+//	go test ./caddymodule -run '^$' -bench '^BenchmarkMemoryProcess$' -benchtime 1x
+//
+// Both processes are this test binary run as Caddy (see TestMain), so
+// their binaries are the same. The gateway's store is filled and the
+// tokens are minted in this process beforehand; the gateway process opens
+// the store like any node and only checks tokens and signs identity JWTs.
+// After every token was presented once the load goes on for -mem.duration
+// (10m for the issue's "no growth over a 10-minute run"), sampling the
+// child's RSS every second.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehousehq/gatehouse/clientstore/etcdtest"
+)
+
+var (
+	memDuration = flag.Duration("mem.duration", 30*time.Second,
+		"BenchmarkMemoryProcess: load after every token was presented once")
+	memProfile = flag.String("mem.profile", "", "BenchmarkMemoryProcess: write the gateway's heap profile at the end to this file")
+)
+
+func BenchmarkMemoryProcess(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+
+	start := time.Now()
+	db := filepath.Join(b.TempDir(), "mem.db")
+	tokens := memFixture(b, db)
+	fmt.Printf("\n%d clients stored, %d tokens minted in %s\n", *memClients, len(tokens), time.Since(start).Round(time.Second))
+
+	fmt.Printf("%-10s %9s %9s %9s %9s %9s %8s %8s %8s %7s\n", "process", "idle", "loaded", "max", "end", "growth", "file", "heap", "req/s", "errors")
+	plain := memRun(b, "", backend.Listener.Addr().String(), tokens)
+	plain.print("plain")
+	gate := memRun(b, db, backend.Listener.Addr().String(), tokens)
+	gate.print("gatehouse")
+	fmt.Printf("P4 RSS (MiB) of the gateway: max %.1f, %.2f× plain Caddy's %.1f, +%.1f; growth over the last %s: %+.1f\n",
+		mib(gate.max), float64(gate.max)/float64(plain.max), mib(plain.max), mib(gate.max-plain.max), *memDuration, mib(gate.growth()))
+	if gate.errors > 0 || plain.errors > 0 {
+		b.Errorf("%d gateway and %d plain requests failed", gate.errors, plain.errors)
+	}
+	b.ReportMetric(mib(gate.max), "rss-MiB")
+	b.ReportMetric(mib(plain.max), "plain-rss-MiB")
+}
+
+// memFixture fills a bbolt store at path with -mem.clients clients and
+// returns -mem.tokens tokens minted for them, round robin.
+func memFixture(b *testing.B, path string) []string {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		dir, _ = os.MkdirTemp("/dev/shm", "gatehouse-mem") // setup speed only: fsync is free there
+		defer os.RemoveAll(dir)
+	}
+	src := filepath.Join(dir, "fixture.db")
+	app, ids := memGateway(b, src, *memClients)
+	tokens := make([]string, *memTokens)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	const workers = 4
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(tokens); i += workers {
+				tok, err := memToken(app, ids[i%len(ids)])
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				tokens[i] = tok
+			}
+		})
+	}
+	wg.Wait()
+	if err := app.state.store.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	if src != path {
+		data, err := os.ReadFile(src)
+		if err == nil {
+			err = os.WriteFile(path, data, 0o600)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return tokens
+}
+
+// memResult is what one Caddy process did under the load, RSS in bytes.
+type memResult struct {
+	idle, loaded, max, end int64
+	tail                   []int64 // RSS samples after every token was presented once
+	file                   int64   // the file-backed part of end (binary, bbolt)
+	heap                   uint64  // HeapInuse at the end
+	requests, errors       int
+	rps                    float64
+}
+
+func (r *memResult) growth() int64 {
+	if len(r.tail) < 2 {
+		return 0
+	}
+	return r.tail[len(r.tail)-1] - r.tail[0]
+}
+
+func (r *memResult) print(name string) {
+	fmt.Printf("%-10s %9.1f %9.1f %9.1f %9.1f %+9.1f %8.1f %8.1f %8.0f %7d\n", name, mib(r.idle), mib(r.loaded), mib(r.max), mib(r.end),
+		mib(r.growth()), mib(r.file), float64(r.heap)/(1<<20), r.rps, r.errors)
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// memRun starts a Caddy process proxying to backend: a gateway protecting
+// the route with the store at db, or plain Caddy if db is "". It presents
+// every token once, then keeps presenting them for -mem.duration.
+func memRun(b *testing.B, db, backend string, tokens []string) *memResult {
+	dir := b.TempDir()
+	adminPort, port := etcdtest.FreePort(b), etcdtest.FreePort(b)
+	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	global, protect := "", ""
+	if db != "" {
+		global = fmt.Sprintf("gatehouse {\n\t\tstorage bolt %s\n\t\tissuer https://auth.example.com\n\t}", db)
+		protect = "gatehouse_protect {\n\t\tscope orders:read\n\t\taudience https://api.example.com\n\t}"
+	}
+	cmd := startCaddyChild(b, dir, fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	http_port %d
+	https_port %d
+	persist_config off
+	log {
+		level ERROR
+	}
+	%s
+}
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	%s
+	reverse_proxy %s
+}
+`, adminPort, port, etcdtest.FreePort(b), global, port, protect, backend), admin+"/config/")
+	defer func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	}()
+	pid := cmd.Process.Pid
+	time.Sleep(time.Second)
+	res := &memResult{idle: rssOf(pid)}
+
+	var next atomic.Int64
+	url := fmt.Sprintf("http://127.0.0.1:%d/orders", port)
+	mk := func() *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, url, nil)
+		r.Header.Set("Authorization", "Bearer "+tokens[int(next.Add(1)-1)%len(tokens)])
+		return r
+	}
+	sampler := func(ctx context.Context, keep *[]int64) *sync.WaitGroup {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					v := rssOf(pid)
+					res.max = max(res.max, v)
+					if keep != nil {
+						*keep = append(*keep, v)
+					}
+				}
+			}
+		})
+		return &wg
+	}
+
+	// Every token once.
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := sampler(ctx, nil)
+	all := driveCtx(ctx, *loadConns, func() *http.Request {
+		if next.Load() >= int64(len(tokens)) {
+			cancel()
+		}
+		return mk()
+	})
+	cancel()
+	wg.Wait()
+	res.loaded = rssOf(pid)
+	res.tail = append(res.tail, res.loaded)
+
+	// Then the sustained run.
+	ctx, cancel = context.WithTimeout(context.Background(), *memDuration)
+	wg = sampler(ctx, &res.tail)
+	more := driveCtx(ctx, *loadConns, mk)
+	cancel()
+	wg.Wait()
+	res.end, res.file = rssOf(pid), procStatus(pid, "RssFile")
+	res.max = max(res.max, res.loaded, res.end)
+	res.tail = append(res.tail, res.end)
+	res.requests = all.requests + more.requests
+	res.errors = all.errors + more.errors
+	res.rps = more.rps
+	res.heap = heapOf(admin)
+	if db != "" && *memProfile != "" {
+		saveURL(b, admin+"/debug/pprof/heap?gc=1", *memProfile)
+	}
+	return res
+}
+
+// rssOf reads the resident set size of process pid, in bytes (Linux).
+func rssOf(pid int) int64 { return procStatus(pid, "VmRSS") }
+
+// procStatus reads a field of /proc/pid/status given in kB, in bytes.
+func procStatus(pid int, field string) int64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// heapOf reads HeapInuse from the expvar page of Caddy's admin API.
+func heapOf(admin string) uint64 {
+	resp, err := http.Get(admin + "/debug/vars")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Memstats struct{ HeapInuse uint64 } `json:"memstats"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return v.Memstats.HeapInuse
+}
+
+func saveURL(b *testing.B, url, path string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, data, 0o600)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+}
