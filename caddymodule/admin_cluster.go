@@ -75,7 +75,7 @@ func (adminAPI) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	rep := healthReport{
 		Status: "ok", Backend: "bolt", Watching: st.Watching, Revision: st.Revision,
 		AgeSeconds: st.Age(now).Seconds(), Resyncs: st.Resyncs, LastError: st.LastError,
-		Clients: len(app.auth.Clients().List()),
+		Clients: app.auth.Clients().Len(),
 	}
 	switch s := app.state.store.(type) {
 	case *clientstore.BoltStore:

@@ -32,16 +32,16 @@ const maxStaleRetries = 3
 
 // Cache holds every client in memory in front of a Store, so that token
 // issuance and checks never touch the disk. Reads are lock-free; writes go
-// to the Store first and replace the in-memory snapshot as soon as the Store
+// to the Store first and replace the in-memory client as soon as the Store
 // acknowledges them, so a change is in effect on the very next request.
+// Clients are kept packed (see packed): Get decodes one for its caller.
 type Cache struct {
 	store   Store
 	secrets atomic.Pointer[secretHasher] // replaced only by a restore
 	clock   atomic.Pointer[func() time.Time]
 
-	clients *clientMap // client_id → *Client (immutable snapshot)
+	clients *clientMap // client_id → packed client
 	writeMu sync.Mutex // serializes writers so store and memory agree
-	intern  interner   // under writeMu (or before the cache is shared)
 }
 
 // secretHasher is the secret-hashing key in use and a hash to verify
@@ -73,7 +73,7 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	c.secrets.Store(h)
 	load := c.clients.edit()
 	err = store.ForEachClient(ctx, func(cl *Client) error {
-		load.put(c.intern.snapshot(cl, true))
+		load.put(pack(cl))
 		return nil
 	})
 	if err != nil {
@@ -120,18 +120,37 @@ func (c *Cache) hasher() *secretHasher { return c.secrets.Load() }
 // Store is the durable store behind the cache.
 func (c *Cache) Store() Store { return c.store }
 
-// Get returns the current snapshot of a client, from memory only.
-// The snapshot must not be modified.
+// Get returns the current state of a client, from memory only, decoded
+// for the caller: changing it changes nothing else. Its Revision tells
+// whether it is still current (see Revision).
 func (c *Cache) Get(id string) (*Client, bool) {
-	return c.clients.load(id)
+	p, ok := c.clients.load(id)
+	if !ok {
+		return nil, false
+	}
+	return p.client(), true
 }
+
+// Revision returns the revision of the client id, from memory and without
+// decoding or allocating: what the hot path compares with the Revision of
+// a client it got earlier to know whether that one is still current. Every
+// write of a client gives it a new revision, never reused, not even by a
+// client created again under the same id.
+func (c *Cache) Revision(id string) (uint64, bool) {
+	p, ok := c.clients.load(id)
+	if !ok {
+		return 0, false
+	}
+	return p.revision(), true
+}
+
+// Len is the number of clients.
+func (c *Cache) Len() int { return c.clients.len() }
 
 // List returns every client ordered by client_id.
 func (c *Cache) List() []*Client {
-	var out []*Client
-	c.clients.each(func(cl *Client) { out = append(out, cl) })
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	page, _, _ := c.Page(ListOptions{})
+	return page
 }
 
 // ListOptions selects a page of clients.
@@ -150,17 +169,30 @@ type ListOptions struct {
 // opts.Limit of them, whether more follow, and how many clients match the
 // filter in all.
 func (c *Cache) Page(opts ListOptions) (page []*Client, more bool, total int) {
-	for _, cl := range c.List() {
-		if opts.Owner != nil && cl.Owner != *opts.Owner {
-			continue
+	type entry struct {
+		id string
+		p  packed
+	}
+	all := make([]entry, 0, c.clients.len())
+	c.clients.each(func(p packed) { all = append(all, entry{p.id(), p}) })
+	sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
+	for _, e := range all {
+		var cl *Client
+		if opts.Owner != nil {
+			if cl = e.p.client(); cl.Owner != *opts.Owner {
+				continue
+			}
 		}
 		total++
-		if cl.ID <= opts.After {
+		if e.id <= opts.After {
 			continue
 		}
 		if opts.Limit > 0 && len(page) == opts.Limit {
 			more = true
 			continue
+		}
+		if cl == nil {
+			cl = e.p.client()
 		}
 		page = append(page, cl)
 	}
@@ -246,8 +278,7 @@ func (c *Cache) create(ctx context.Context, cl *Client, secretHash string) (*Cli
 	if err := c.store.CreateClient(ctx, cl); err != nil {
 		return nil, "", err
 	}
-	cl = c.intern.snapshot(cl, true)
-	c.clients.store(cl)
+	c.clients.store(pack(cl))
 	return cl, secret, nil
 }
 
@@ -362,13 +393,12 @@ func (c *Cache) replace(ctx context.Context, id string, ifRevision uint64, next 
 		if err != nil {
 			return nil, err
 		}
-		n = c.intern.snapshot(n, true)
-		c.clients.store(n)
+		c.clients.store(pack(n))
 		return n, nil
 	}
 }
 
-// reload replaces the in-memory snapshot of one client with the store's.
+// reload replaces the in-memory state of one client with the store's.
 func (c *Cache) reload(ctx context.Context, id string) error {
 	cl, err := c.store.GetClient(ctx, id)
 	switch {
@@ -378,7 +408,7 @@ func (c *Cache) reload(ctx context.Context, id string) error {
 	case err != nil:
 		return fmt.Errorf("reloading client %s: %w", id, err)
 	}
-	c.clients.store(c.intern.snapshot(cl, true))
+	c.clients.store(pack(cl))
 	return nil
 }
 
@@ -418,37 +448,37 @@ func (c *Cache) Reset(snap *Snapshot) {
 	for _, cl := range snap.Clients {
 		fresh[cl.ID] = cl
 	}
-	newer := func(cl *Client) bool { return snap.Revision > 0 && cl.Revision > uint64(snap.Revision) }
+	newer := func(rev uint64) bool { return snap.Revision > 0 && rev > uint64(snap.Revision) }
 	e := c.clients.edit()
-	c.clients.each(func(cur *Client) {
-		if fresh[cur.ID] == nil && !newer(cur) {
-			e.delete(cur.ID)
+	c.clients.each(func(cur packed) {
+		if id := cur.id(); fresh[id] == nil && !newer(cur.revision()) {
+			e.delete(id)
 		}
 	})
 	for id, cl := range fresh {
-		if cur, ok := c.Get(id); ok && (cur.Revision == cl.Revision || newer(cur)) {
-			continue // unchanged: keep the snapshot pointer the hot path knows
+		if rev, ok := c.Revision(id); ok && (rev == cl.Revision || newer(rev)) {
+			continue // unchanged
 		}
-		e.put(c.intern.snapshot(cl, false))
+		e.put(pack(cl))
 	}
 	e.commit()
 }
 
 // Apply implements Follower: changes made by any node. A change older than
 // what memory holds (this node's own write, seen again) is skipped, so
-// memory never goes back and unchanged clients keep their snapshot.
+// memory never goes back.
 func (c *Cache) Apply(changes []Change) {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	for _, ch := range changes {
 		switch ch.Kind {
 		case ClientPut:
-			if cur, ok := c.Get(ch.Client.ID); ok && cur.Revision >= ch.Client.Revision {
+			if rev, ok := c.Revision(ch.Client.ID); ok && rev >= ch.Client.Revision {
 				continue
 			}
-			c.clients.store(c.intern.snapshot(ch.Client, false))
+			c.clients.store(pack(ch.Client))
 		case ClientDeleted:
-			if cur, ok := c.Get(ch.Name); ok && cur.Revision < uint64(ch.Revision) {
+			if rev, ok := c.Revision(ch.Name); ok && rev < uint64(ch.Revision) {
 				c.clients.remove(ch.Name)
 			}
 		case KeyPut:

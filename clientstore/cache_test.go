@@ -162,7 +162,7 @@ func TestCacheCreateDuplicate(t *testing.T) {
 		t.Errorf("failed Create returned a secret %q, want none", secret2)
 	}
 	got, _ := c.Get("svc")
-	if got != orig || got.Scope != "read" {
+	if got.Revision != orig.Revision || got.Scope != "read" {
 		t.Fatalf("Get(svc) after failed duplicate create = %+v, want the original", got)
 	}
 	if _, ok := c.Authenticate("svc", secret); !ok {
@@ -258,8 +258,10 @@ func TestCacheUpdate(t *testing.T) {
 	if _, ok := c.Authenticate("svc", "chosen-by-caller"); ok {
 		t.Error("Update let the caller set the secret hash")
 	}
-	if cur, _ := c.Get("svc"); cur != got {
-		t.Error("Get after Update does not return the updated snapshot")
+	if cur, _ := c.Get("svc"); cur.Revision != got.Revision || cur.Scope != got.Scope {
+		t.Error("Get after Update does not return the updated client")
+	} else {
+		wantSameClient(t, cur, got)
 	}
 	stored, err := s.GetClient(ctx, "svc")
 	if err != nil {
@@ -289,7 +291,7 @@ func TestCacheUpdateErrors(t *testing.T) {
 
 	_, err := c.Update(ctx, &Client{ID: "svc", Scope: "bad\\scope"})
 	wantFieldError(t, err, "scope")
-	if cur, _ := c.Get("svc"); cur != orig || cur.Scope != "read" {
+	if cur, _ := c.Get("svc"); cur.Revision != orig.Revision || cur.Scope != "read" {
 		t.Errorf("invalid Update changed the client to %+v, want the original", cur)
 	}
 }
@@ -323,8 +325,9 @@ func TestCacheDelete(t *testing.T) {
 	}
 }
 
-// A *Client from Get is an immutable snapshot: a later Update replaces it
-// rather than changing it, so a request holding it sees consistent values.
+// A *Client from Get is the caller's own: a later Update does not change
+// it, so a request holding it sees consistent values, and the caller's
+// changes to it reach nothing else.
 func TestCacheSnapshotsAreImmutable(t *testing.T) {
 	ctx := context.Background()
 	c, _, clock := newTestCache(t)
@@ -357,10 +360,12 @@ func TestCacheSnapshotsAreImmutable(t *testing.T) {
 		t.Fatalf("Get after Update = scope %q audience %q metadata %v, want the new values", cur.Scope, cur.Audience, cur.MetadataObject())
 	}
 
-	// Changing the caller's value after Update does not reach the cache.
+	// Changing the caller's value after Update, or a value Get returned,
+	// does not reach the cache.
 	upd.Audience[0] = "changed"
-	if cur, _ := c.Get("svc"); cur.Audience[0] != "aud-2" {
-		t.Fatalf("caller's changes after Update reached the cache: audience %q", cur.Audience)
+	cur.Audience[0], cur.GrantTypes[0] = "changed", "changed"
+	if cur, _ := c.Get("svc"); cur.Audience[0] != "aud-2" || cur.GrantTypes[0] != GrantClientCredentials {
+		t.Fatalf("caller's changes after Update reached the cache: audience %q, grant types %q", cur.Audience, cur.GrantTypes)
 	}
 }
 

@@ -10,30 +10,30 @@ import (
 func TestClientMapMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	m := newClientMap()
-	want := map[string]*Client{}
+	want := map[string]packed{}
 	check := func(step int) {
 		t.Helper()
 		for i := range 3000 {
 			id := fmt.Sprint("c-", i)
 			got, ok := m.load(id)
-			if w := want[id]; ok != (w != nil) || got != w {
-				t.Fatalf("step %d: load(%s) = %p, %v; want %p", step, id, got, ok, w)
+			if w, in := want[id]; ok != in || got != w {
+				t.Fatalf("step %d: load(%s) = %q, %v; want %q", step, id, got, ok, w)
 			}
 		}
 		n := 0
-		m.each(func(cl *Client) {
-			if want[cl.ID] != cl {
-				t.Fatalf("step %d: each gave %s (%p), want %p", step, cl.ID, cl, want[cl.ID])
+		m.each(func(p packed) {
+			if want[p.id()] != p {
+				t.Fatalf("step %d: each gave %q, want %q", step, p, want[p.id()])
 			}
 			n++
 		})
-		if n != len(want) {
+		if n != len(want) || m.len() != len(want) {
 			t.Fatalf("step %d: each gave %d clients, want %d", step, n, len(want))
 		}
 	}
 	for step := range 200 {
 		e := m.edit()
-		next := make(map[string]*Client, len(want))
+		next := make(map[string]packed, len(want))
 		for k, v := range want {
 			next[k] = v
 		}
@@ -47,9 +47,9 @@ func TestClientMapMatchesMap(t *testing.T) {
 				e.delete(id)
 				delete(next, id)
 			} else {
-				cl := &Client{ID: id}
-				e.put(cl)
-				next[id] = cl
+				p := pack(&Client{ID: id, Revision: uint64(step)})
+				e.put(p)
+				next[id] = p
 			}
 		}
 		if step%7 == 0 {
@@ -64,20 +64,20 @@ func TestClientMapMatchesMap(t *testing.T) {
 	}
 }
 
-// BenchmarkCacheGet is the hot path's client lookup, among 100,000 clients.
-func BenchmarkCacheGet(b *testing.B) {
+// BenchmarkCacheRevision is the hot path's client lookup, among 100,000 clients.
+func BenchmarkCacheRevision(b *testing.B) {
 	c := &Cache{clients: newClientMap()}
 	ids := make([]string, 100_000)
 	e := c.clients.edit()
 	for i := range ids {
 		ids[i] = fmt.Sprintf("client-%06d", i)
-		e.put(&Client{ID: ids[i]})
+		e.put(pack(&Client{ID: ids[i]}))
 	}
 	e.commit()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, ok := c.Get(ids[i%len(ids)]); !ok {
+		if _, ok := c.Revision(ids[i%len(ids)]); !ok {
 			b.Fatal("not found")
 		}
 		i += 7919

@@ -16,9 +16,9 @@ func TestCheckValid(t *testing.T) {
 	tok := e.issue(cl)
 	r := e.check(t, tok.AccessToken)
 
-	snapshot, _ := e.cache.Get("svc")
-	if r.Client != snapshot {
-		t.Errorf("Result.Client = %p, want the cache's current snapshot %p", r.Client, snapshot)
+	cur, _ := e.cache.Get("svc")
+	if r.Client.ID != "svc" || r.Client.Revision != cur.Revision || r.Client.Owner != cur.Owner {
+		t.Errorf("Result.Client = %+v, want the cache's current state %+v", r.Client, cur)
 	}
 	if r.Issuer != testIssuer {
 		t.Errorf("Result.Issuer = %q, want %q", r.Issuer, testIssuer)
@@ -209,8 +209,8 @@ func TestCheckFollowsClientChanges(t *testing.T) {
 				t.Fatalf("Check right after the change: got %v, want %v", err, tt.want)
 			}
 			if err == nil {
-				if now, _ := e.cache.Get(cl.ID); r.Client != now {
-					t.Errorf("Result.Client is not the updated snapshot")
+				if now, _ := e.cache.Get(cl.ID); r.Client.Revision != now.Revision {
+					t.Errorf("Result.Client is at revision %d, not the updated %d", r.Client.Revision, now.Revision)
 				}
 				if got, _ := r.Client.MetadataObject().Lookup("realm.id"); got != "r2" {
 					t.Errorf("Result.Client metadata realm.id = %v, want the updated %q", got, "r2")

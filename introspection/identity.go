@@ -34,7 +34,7 @@ type identityClaims struct {
 	Scope    string   `json:"scope"`
 	Owner    string   `json:"owner"`
 	// Ext is a clientstore.Metadata (a remote result's) or the compact
-	// JSON of a client snapshot's metadata (json.RawMessage).
+	// JSON of a cached client's metadata (json.RawMessage).
 	Ext any `json:"ext"`
 }
 
@@ -70,7 +70,7 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 // JWT, header values, placeholders — is cached as a Grant, so a warm
 // request neither decrypts, nor calls a remote server, nor signs: it looks
 // the token up, then re-checks what can change (expiry, revocation, the
-// client's current snapshot) and the route policy.
+// client's revision) and the route policy.
 //
 // Grants for Gatehouse's own tokens are keyed by the token string. Grants
 // for tokens checked by a remote server (RouteConfig.Remote) are keyed by
@@ -276,10 +276,11 @@ func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int
 }
 
 // current reports whether a cached grant still stands: its client is the
-// one it was made for, unchanged, and its token was not revoked since.
+// one it was made for, unchanged (same revision), and its token was not
+// revoked since.
 func (rt *Route) current(g *Grant) bool {
-	c, ok := rt.auth.clients.Get(g.Result.Client.ID)
-	return ok && c == g.Result.Client && !rt.auth.revocations.Has(g.Result.Claims.ID)
+	rev, ok := rt.auth.clients.Revision(g.Result.Client.ID)
+	return ok && rev == g.Result.Client.Revision && !rt.auth.revocations.Has(g.Result.Claims.ID)
 }
 
 // currentRemote reports whether a cached remote grant was enriched with
@@ -287,7 +288,32 @@ func (rt *Route) current(g *Grant) bool {
 // local metadata change, a new, disabled or deleted record shows on the
 // next request.
 func (rt *Route) currentRemote(g *Grant) bool {
-	return rt.enrich == EnrichOff || rt.localRecord(g.Result.Claims.ClientID) == g.Result.Client
+	if rt.enrich == EnrichOff {
+		return true
+	}
+	var rev uint64
+	if id := g.Result.Claims.ClientID; id != "" {
+		rev, _ = rt.auth.clients.Revision(id)
+	}
+	return sameRevision(g.Result.Client, rev)
+}
+
+// sameClient reports whether a and b are the same state of one client (or
+// both nil).
+func sameClient(a, b *clientstore.Client) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.ID == b.ID && a.Revision == b.Revision
+}
+
+// sameRevision reports whether c is the client at revision rev, where nil
+// and 0 stand for no client.
+func sameRevision(c *clientstore.Client, rev uint64) bool {
+	if c == nil {
+		return rev == 0
+	}
+	return c.Revision == rev
 }
 
 func (rt *Route) localRecord(clientID string) *clientstore.Client {
@@ -407,7 +433,7 @@ func (rt *Route) allows(r *Result) bool {
 
 // Identity returns a signed identity JWT for the checked token r, as r
 // says it (no policy, no enrichment). A cached JWT is reused only while it
-// was made from the client's current snapshot and has at least a quarter
+// was made from the client's state r has (same revision) and has at least a quarter
 // of its lifetime left, so a backend never gets one past its exp and sees
 // metadata changes on the next request.
 func (rt *Route) Identity(r *Result) (string, error) {
@@ -417,7 +443,7 @@ func (rt *Route) Identity(r *Result) (string, error) {
 		k := remoteKey(r.Token)
 		key = string(k[:])
 	}
-	if g := rt.cache.get(key); g != nil && g.Result.Client == r.Client && (g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
+	if g := rt.cache.get(key); g != nil && sameClient(g.Result.Client, r.Client) && (g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
 		return g.JWT, nil
 	}
 	g, err := rt.sign(r, now, key)
@@ -452,7 +478,7 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 			ext = r.Remote.Ext
 		}
 	} else {
-		// The snapshot's metadata as it is kept: compact JSON, not decoded.
+		// The metadata as the cache keeps it: compact JSON, not decoded.
 		md, err := r.Client.MetadataJSON()
 		if err != nil {
 			return nil, err

@@ -20,7 +20,7 @@ type Result struct {
 	// generation and ID (jti) only for Gatehouse's own tokens. A remote
 	// token without exp has ExpiresAt 0.
 	Claims Claims
-	// Client, for Gatehouse's own tokens, is the current snapshot of the
+	// Client, for Gatehouse's own tokens, is the state (at Check) of the
 	// client that holds the token (never nil). For a remote token it is
 	// the local client record with the token's client_id, when the route
 	// enriches identities with it and one exists; otherwise nil.
@@ -75,7 +75,7 @@ func (r *Result) Owner() string {
 }
 
 // Metadata is the identity's trusted metadata, the identity JWT's `ext`.
-// For Gatehouse's own tokens it is decoded from the client snapshot on
+// For Gatehouse's own tokens it is decoded from the client's JSON on
 // every call: keep the result rather than calling it on a hot path.
 func (r *Result) Metadata() clientstore.Metadata {
 	if r.Remote == nil {

@@ -2,14 +2,15 @@ package clientstore
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 )
 
-// A cache snapshot keeps its metadata as compact JSON; every JSON form of
-// the client (admin API, stored record) must be byte for byte what the
-// map would have given.
+// A client from the cache keeps its metadata as compact JSON; every JSON
+// form of the client (admin API, stored record) must be byte for byte what
+// the map would have given.
 func TestSnapshotJSONFormsUnchanged(t *testing.T) {
 	for name, md := range map[string]Metadata{
 		"nil":   nil,
@@ -21,8 +22,9 @@ func TestSnapshotJSONFormsUnchanged(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			c, _, _ := newTestCache(t)
-			snap, _ := mustCreate(t, c, &Client{ID: "svc", Name: `a "metadata":null name`, Scope: "read",
+			mustCreate(t, c, &Client{ID: "svc", Name: `a "metadata":null name`, Scope: "read",
 				Audience: []string{"aud"}, Owner: "o", Metadata: md})
+			snap, _ := c.Get("svc")
 			if snap.Metadata != nil {
 				t.Fatalf("snapshot Metadata = %v, want nil (kept as JSON)", snap.Metadata)
 			}
@@ -70,32 +72,31 @@ func TestSnapshotJSONFormsUnchanged(t *testing.T) {
 	}
 }
 
-// Snapshots share interned values; a copy made to edit must not reach
-// another snapshot through them.
-func TestSnapshotsShareNothingWritable(t *testing.T) {
-	ctx := context.Background()
-	c, _, _ := newTestCache(t)
-	a, _ := mustCreate(t, c, &Client{ID: "a", Scope: "read", Audience: []string{"aud"}, Metadata: Metadata{"k": "a"}})
-	b, _ := mustCreate(t, c, &Client{ID: "b", Scope: "read", Audience: []string{"aud"}, Metadata: Metadata{"k": "b"}})
-	if &a.Audience[0] != &b.Audience[0] || &a.GrantTypes[0] != &b.GrantTypes[0] {
-		t.Error("equal audiences and grant types are not shared between snapshots")
-	}
-	if len(a.Audience) != cap(a.Audience) {
-		t.Errorf("shared audience has len %d, cap %d: an append would write into it", len(a.Audience), cap(a.Audience))
-	}
-	e := a.Clone()
-	e.Audience[0] = "changed"
-	e.GrantTypes = append(e.GrantTypes, "x")
-	e.Metadata["k"] = "changed"
-	if b.Audience[0] != "aud" || len(b.GrantTypes) != 1 || a.MetadataObject()["k"] != "a" {
-		t.Fatalf("editing a copy changed the snapshots: %v %v %v", b.Audience, b.GrantTypes, a.MetadataObject())
-	}
-	// Round trip through an update: the metadata stays the same.
-	up, err := c.Update(ctx, a.Clone())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := up.MetadataObject(); got["k"] != "a" || len(got) != 1 {
-		t.Errorf("metadata after an update without changes = %v", got)
+// Every field survives packing, including the nil/empty distinctions the
+// JSON forms show and values long enough for multi-byte lengths.
+func TestPackRoundTrip(t *testing.T) {
+	full := storedClient(t, "alpha")
+	full.JWKS = json.RawMessage(`{"keys":[]}`)
+	full.JWKSURI = "https://keys.example.com/" + strings.Repeat("k", 300)
+	full.HydraExtra = json.RawMessage(`{"redirect_uris":["https://x"]}`)
+	full.AccessTokenStrategy = TokenStrategyJWT
+	full.TokenEndpointAuthMethod = "none"
+	full.PreviousSecretHash = hmacPrefix + "old"
+	full.PreviousSecretExpiresAt = time.Date(2031, 1, 2, 3, 4, 5, 6, time.UTC)
+	full.Revision, full.Generation = 1<<63+5, 1<<40+3
+	bare := &Client{ID: "b", CreatedAt: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)}
+	empty := &Client{ID: "e", GrantTypes: []string{}, Audience: []string{}, Metadata: Metadata{}}
+	for _, cl := range []*Client{full, bare, empty} {
+		p := pack(cl)
+		if p.id() != cl.ID || p.revision() != cl.Revision {
+			t.Errorf("%s: id %q revision %d, want %q %d", cl.ID, p.id(), p.revision(), cl.ID, cl.Revision)
+		}
+		got := p.client()
+		wantSameClient(t, got, cl)
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(cl)
+		if !bytes.Equal(gj, wj) {
+			t.Errorf("%s: JSON after packing\n got %s\nwant %s", cl.ID, gj, wj)
+		}
 	}
 }

@@ -1,0 +1,191 @@
+package clientstore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"time"
+)
+
+// packed is a client as the cache keeps it: every field in one immutable
+// string, a single allocation with no pointers for the garbage collector
+// to follow. A *Client struct alone is 352 bytes before its strings, maps
+// and slices; a typical client packs into about 200 bytes all told, and a
+// gateway holds a hundred thousand of them.
+//
+// Layout: the client_id (length-prefixed), then the revision and the
+// generation as 8 bytes each at a fixed distance from it, so the hot path
+// reads the revision without decoding, then flags and the other fields.
+// A string is a uvarint n followed by n/2 bytes if n is even, or the
+// well-known value packedConsts[n/2] if n is odd; a list is a uvarint
+// count+1 (0: nil) followed by its strings; a time is a varint of Unix
+// seconds and a uvarint of nanoseconds.
+type packed string
+
+// packedConsts are values many clients share, packed as a small number.
+var packedConsts = [...]string{
+	GrantClientCredentials, AuthMethodBasic, AuthMethodPost, AuthMethodPrivateKeyJWT, "none",
+	TokenStrategyOpaque, TokenStrategyJWT,
+}
+
+const (
+	packedDisabled = 1 << iota
+	packedIntrospect
+	packedMetadata // metadata present (not nil): its compact JSON is the last field
+)
+
+// pack encodes cl. Its metadata is packed as compact JSON: the same bytes
+// json.Marshal gives for the map. cl must have passed Validate (or come
+// from a store, where only valid clients go), whose metadata encodes.
+func pack(cl *Client) packed {
+	var md []byte
+	var flags byte
+	if cl.Disabled {
+		flags |= packedDisabled
+	}
+	if cl.Introspect {
+		flags |= packedIntrospect
+	}
+	if cl.Metadata != nil || cl.snapJSON() != "" {
+		flags |= packedMetadata
+		var err error
+		if md, err = cl.MetadataJSON(); err != nil {
+			panic("clientstore: metadata of a validated client does not encode: " + err.Error())
+		}
+		if len(md) == 0 {
+			md = []byte("{}")
+		}
+	}
+	b := make([]byte, 0, 160+len(cl.ID)+len(cl.Scope)+len(cl.SecretHash)+len(md)+len(cl.JWKS)+len(cl.HydraExtra))
+	b = packStr(b, cl.ID)
+	b = binary.LittleEndian.AppendUint64(b, cl.Revision)
+	b = binary.LittleEndian.AppendUint64(b, cl.Generation)
+	b = append(b, flags)
+	for _, s := range [...]string{cl.Name, cl.Scope, cl.Owner, cl.TokenEndpointAuthMethod, cl.AccessTokenStrategy,
+		cl.JWKSURI, string(cl.JWKS), string(cl.HydraExtra), cl.SecretHash, cl.PreviousSecretHash} {
+		b = packStr(b, s)
+	}
+	for _, t := range [...]time.Time{cl.PreviousSecretExpiresAt, cl.CreatedAt, cl.UpdatedAt} {
+		b = binary.AppendVarint(b, t.Unix())
+		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	}
+	b = packList(b, cl.GrantTypes)
+	b = packList(b, cl.Audience)
+	b = append(b, md...)
+	return packed(b)
+}
+
+func packStr(b []byte, s string) []byte {
+	for i, c := range packedConsts {
+		if s == c {
+			return binary.AppendUvarint(b, uint64(2*i+1))
+		}
+	}
+	return append(binary.AppendUvarint(b, 2*uint64(len(s))), s...)
+}
+
+func packList(b []byte, l []string) []byte {
+	if l == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(l))+1)
+	for _, s := range l {
+		b = packStr(b, s)
+	}
+	return b
+}
+
+// unpacker reads a packed client. Packed clients are made by pack only,
+// so a malformed one is a bug: reads past the end panic.
+type unpacker struct {
+	s string
+	i int
+}
+
+func (u *unpacker) uvarint() uint64 {
+	var x uint64
+	for shift := 0; ; shift += 7 {
+		c := u.s[u.i]
+		u.i++
+		x |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return x
+		}
+	}
+}
+
+func (u *unpacker) str() string {
+	n := u.uvarint()
+	if n&1 == 1 {
+		return packedConsts[n/2]
+	}
+	s := u.s[u.i : u.i+int(n/2)] // shares the packed string's memory
+	u.i += int(n / 2)
+	return s
+}
+
+func (u *unpacker) list() []string {
+	n := u.uvarint()
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n-1)
+	for i := range l {
+		l[i] = u.str()
+	}
+	return l
+}
+
+func (u *unpacker) time() time.Time {
+	v := u.uvarint()
+	sec := int64(v >> 1) // zigzag, as binary.AppendVarint writes it
+	if v&1 != 0 {
+		sec = ^sec
+	}
+	return time.Unix(sec, int64(u.uvarint())).UTC()
+}
+
+func (u *unpacker) u64() uint64 {
+	b := u.s[u.i : u.i+8]
+	u.i += 8
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// id is the packed client's client_id.
+func (p packed) id() string {
+	u := unpacker{s: string(p)}
+	return u.str()
+}
+
+// revision is the packed client's revision, read without decoding it.
+func (p packed) revision() uint64 {
+	u := unpacker{s: string(p)}
+	u.str()
+	return u.u64()
+}
+
+// client decodes p into a Client of the caller's own. Its strings share
+// p's memory (strings are immutable); its slices, metadata and raw JSON
+// are its own.
+func (p packed) client() *Client {
+	u := unpacker{s: string(p)}
+	c := &Client{ID: u.str(), Revision: u.u64(), Generation: u.u64()}
+	flags := u.s[u.i]
+	u.i++
+	c.Disabled, c.Introspect = flags&packedDisabled != 0, flags&packedIntrospect != 0
+	c.Name, c.Scope, c.Owner = u.str(), u.str(), u.str()
+	c.TokenEndpointAuthMethod, c.AccessTokenStrategy, c.JWKSURI = u.str(), u.str(), u.str()
+	if s := u.str(); s != "" {
+		c.JWKS = json.RawMessage(s)
+	}
+	if s := u.str(); s != "" {
+		c.HydraExtra = json.RawMessage(s)
+	}
+	c.SecretHash, c.PreviousSecretHash = u.str(), u.str()
+	c.PreviousSecretExpiresAt, c.CreatedAt, c.UpdatedAt = u.time(), u.time(), u.time()
+	c.GrantTypes, c.Audience = u.list(), u.list()
+	if flags&packedMetadata != 0 {
+		c.setSnapJSON(u.s[u.i:])
+	}
+	return c
+}
