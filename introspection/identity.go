@@ -205,7 +205,8 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 }
 
 // Grant is what a request with a valid token gets on a route. It is shared
-// between requests: never modify it. Header values made from it must be
+// between requests: never modify it. Its Result has no Client: a grant
+// keeps only the client's revision, to know when it no longer holds. Header values made from it must be
 // fresh slices per request — handlers after ours may edit a request's
 // header values in place (request_header with a regex does).
 type Grant struct {
@@ -215,6 +216,7 @@ type Grant struct {
 	// gatehouse.scope and gatehouse.metadata.<path>.
 	Placeholder func(key string) (any, bool)
 
+	clientRev uint64 // revision of the local client it was made from; 0: none
 	exp       int64
 	refreshAt int64 // reused only before this (Unix seconds)
 }
@@ -279,8 +281,8 @@ func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int
 // one it was made for, unchanged (same revision), and its token was not
 // revoked since.
 func (rt *Route) current(g *Grant) bool {
-	rev, ok := rt.auth.clients.Revision(g.Result.Client.ID)
-	return ok && rev == g.Result.Client.Revision && !rt.auth.revocations.Has(g.Result.Claims.ID)
+	rev, ok := rt.auth.clients.Revision(g.Result.Claims.ClientID)
+	return ok && rev == g.clientRev && !rt.auth.revocations.Has(g.Result.Claims.ID)
 }
 
 // currentRemote reports whether a cached remote grant was enriched with
@@ -295,25 +297,15 @@ func (rt *Route) currentRemote(g *Grant) bool {
 	if id := g.Result.Claims.ClientID; id != "" {
 		rev, _ = rt.auth.clients.Revision(id)
 	}
-	return sameRevision(g.Result.Client, rev)
+	return rev == g.clientRev
 }
 
-// sameClient reports whether a and b are the same state of one client (or
-// both nil).
-func sameClient(a, b *clientstore.Client) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.ID == b.ID && a.Revision == b.Revision
-}
-
-// sameRevision reports whether c is the client at revision rev, where nil
-// and 0 stand for no client.
-func sameRevision(c *clientstore.Client, rev uint64) bool {
+// revision is c's revision, 0 for no client.
+func revision(c *clientstore.Client) uint64 {
 	if c == nil {
-		return rev == 0
+		return 0
 	}
-	return c.Revision == rev
+	return c.Revision
 }
 
 func (rt *Route) localRecord(clientID string) *clientstore.Client {
@@ -443,7 +435,8 @@ func (rt *Route) Identity(r *Result) (string, error) {
 		k := remoteKey(r.Token)
 		key = string(k[:])
 	}
-	if g := rt.cache.get(key); g != nil && sameClient(g.Result.Client, r.Client) && (g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
+	if g := rt.cache.get(key); g != nil && g.Result.Claims.ClientID == r.Claims.ClientID && g.clientRev == revision(r.Client) &&
+		(g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
 		return g.JWT, nil
 	}
 	g, err := rt.sign(r, now, key)
@@ -473,14 +466,15 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 		return nil, err
 	}
 	var ext any = emptyExt
+	var md json.RawMessage // a local client's metadata
 	if r.Remote != nil {
 		if r.Remote.Ext != nil {
 			ext = r.Remote.Ext
 		}
 	} else {
 		// The metadata as the cache keeps it: compact JSON, not decoded.
-		md, err := r.Client.MetadataJSON()
-		if err != nil {
+		var err error
+		if md, err = r.Client.MetadataJSON(); err != nil {
 			return nil, err
 		}
 		if md != nil {
@@ -511,9 +505,11 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	g := &Grant{
 		Result:    *r,
 		JWT:       jwt,
+		clientRev: revision(r.Client),
 		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
 	}
+	g.Result.Client = nil // the revision is all a grant needs of it
 	if r.Remote != nil {
 		// Never past the remote answer's own lifetime; and the remote
 		// token is not kept, only its hash (the key).
@@ -525,7 +521,7 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 		g.Result.Token = strings.Clone(r.Token)
 		key = g.Result.Token
 	}
-	g.Placeholder = placeholders(clientID, owner, r.Claims.Scope, r.metadataOnce())
+	g.Placeholder = placeholders(clientID, owner, r.Claims.Scope, r.metadataOnce(md))
 	if key != "" && now < g.refreshAt {
 		rt.cache.put(key, g, now)
 	}
@@ -537,13 +533,20 @@ var emptyExt = json.RawMessage("{}")
 
 // metadataOnce returns r.Metadata, decoded at most once and only when
 // first asked for: placeholders need it only if a route's configuration
-// names a gatehouse.metadata.<path>.
-func (r *Result) metadataOnce() func() clientstore.Metadata {
+// names a gatehouse.metadata.<path>. For a local result, local is the
+// client's metadata JSON.
+func (r *Result) metadataOnce(local json.RawMessage) func() clientstore.Metadata {
 	if r.Remote != nil {
 		md := r.Remote.Ext
 		return func() clientstore.Metadata { return md }
 	}
-	return sync.OnceValue(r.Client.MetadataObject)
+	return sync.OnceValue(func() clientstore.Metadata {
+		var m clientstore.Metadata
+		if local != nil {
+			_ = m.UnmarshalJSON(local) // encoded from a map by the cache: it decodes
+		}
+		return m
+	})
 }
 
 // placeholders resolves the gatehouse.* placeholders of a grant; the

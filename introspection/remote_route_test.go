@@ -344,8 +344,8 @@ func TestRemoteEnrichment(t *testing.T) {
 			if v.claims["owner"] != tc.wantOwner {
 				t.Errorf("owner = %v, want %q", v.claims["owner"], tc.wantOwner)
 			}
-			if (g.Result.Client != nil) != tc.wantClient {
-				t.Errorf("grant's local client = %v, want one: %v", g.Result.Client, tc.wantClient)
+			if (g.clientRev != 0) != tc.wantClient {
+				t.Errorf("grant's local client revision = %d, want one: %v", g.clientRev, tc.wantClient)
 			}
 			if got, _ := g.Placeholder("gatehouse.metadata.realm.id"); got != tc.wantExt["realm"].(map[string]any)["id"] {
 				t.Errorf("placeholder realm.id = %v, want the identity's", got)

@@ -50,12 +50,7 @@ type Remote struct {
 
 // ClientID is the client the token was issued to ("" if a remote server
 // did not say).
-func (r *Result) ClientID() string {
-	if r.Remote == nil {
-		return r.Client.ID
-	}
-	return r.Claims.ClientID
-}
+func (r *Result) ClientID() string { return r.Claims.ClientID }
 
 // Subject is the identity's sub: the client_id for client_credentials
 // tokens, or the remote server's sub (e.g. a user) when it sent one.
