@@ -19,6 +19,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -79,14 +80,14 @@ func memFixture(b *testing.B, path string) []string {
 	app, ids := memGateway(b, src, *memClients)
 	tokens := make([]string, *memTokens)
 	var wg sync.WaitGroup
-	var failed atomic.Value
 	const workers = 4
+	failed := make([]error, workers) // one per worker: errors of any type
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(tokens); i += workers {
 				tok, err := memToken(app, ids[i%len(ids)])
 				if err != nil {
-					failed.Store(err)
+					failed[w] = err
 					return
 				}
 				tokens[i] = tok
@@ -94,10 +95,7 @@ func memFixture(b *testing.B, path string) []string {
 		})
 	}
 	wg.Wait()
-	if err := app.state.store.Close(); err != nil {
-		b.Fatal(err)
-	}
-	if err, _ := failed.Load().(error); err != nil {
+	if err := errors.Join(append(failed, app.state.store.Close())...); err != nil {
 		b.Fatal(err)
 	}
 	if src != path {

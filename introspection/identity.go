@@ -206,9 +206,10 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 
 // Grant is what a request with a valid token gets on a route. It is shared
 // between requests: never modify it. Its Result has no Client: a grant
-// keeps only the client's revision, to know when it no longer holds. Header values made from it must be
-// fresh slices per request — handlers after ours may edit a request's
-// header values in place (request_header with a regex does).
+// keeps only the client's revision, to know when it no longer holds.
+// Header values made from it must be fresh slices per request — handlers
+// after ours may edit a request's header values in place (request_header
+// with a regex does).
 type Grant struct {
 	Result Result
 	JWT    string // the identity JWT
@@ -281,8 +282,8 @@ func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int
 // one it was made for, unchanged (same revision), and its token was not
 // revoked since.
 func (rt *Route) current(g *Grant) bool {
-	rev, ok := rt.auth.clients.Revision(g.Result.Claims.ClientID)
-	return ok && rev == g.clientRev && !rt.auth.revocations.Has(g.Result.Claims.ID)
+	rev := rt.localRevision(g.Result.Claims.ClientID)
+	return rev != 0 && rev == g.clientRev && !rt.auth.revocations.Has(g.Result.Claims.ID)
 }
 
 // currentRemote reports whether a cached remote grant was enriched with
@@ -290,14 +291,14 @@ func (rt *Route) current(g *Grant) bool {
 // local metadata change, a new, disabled or deleted record shows on the
 // next request.
 func (rt *Route) currentRemote(g *Grant) bool {
-	if rt.enrich == EnrichOff {
-		return true
-	}
-	var rev uint64
-	if id := g.Result.Claims.ClientID; id != "" {
-		rev, _ = rt.auth.clients.Revision(id)
-	}
-	return rev == g.clientRev
+	return rt.enrich == EnrichOff || rt.localRevision(g.Result.Claims.ClientID) == g.clientRev
+}
+
+// localRevision is the revision of the local client clientID, 0 if there
+// is none (stores never give a client revision 0).
+func (rt *Route) localRevision(clientID string) uint64 {
+	rev, _ := rt.auth.clients.Revision(clientID)
+	return rev
 }
 
 // revision is c's revision, 0 for no client.
@@ -425,9 +426,9 @@ func (rt *Route) allows(r *Result) bool {
 
 // Identity returns a signed identity JWT for the checked token r, as r
 // says it (no policy, no enrichment). A cached JWT is reused only while it
-// was made from the client's state r has (same revision) and has at least a quarter
-// of its lifetime left, so a backend never gets one past its exp and sees
-// metadata changes on the next request.
+// was made from the client's state r has (same revision) and has at least
+// a quarter of its lifetime left, so a backend never gets one past its exp
+// and sees metadata changes on the next request.
 func (rt *Route) Identity(r *Result) (string, error) {
 	now := rt.auth.now().Unix()
 	key := r.Token
