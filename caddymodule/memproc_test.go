@@ -59,6 +59,7 @@ func BenchmarkMemoryProcess(b *testing.B) {
 	plain.print("plain")
 	gate := memRun(b, db, backend.Listener.Addr().String(), tokens, *memDuration)
 	gate.print("gatehouse")
+	fmt.Printf("plain     %s\ngatehouse %s\n", plain.mem, gate.mem)
 	fmt.Printf("P4 RSS (MiB) of the gateway: max %.1f, %.2f× plain Caddy's %.1f, +%.1f; growth over the last %s: %+.1f\n",
 		mib(gate.max), float64(gate.max)/float64(plain.max), mib(plain.max), mib(gate.max-plain.max), *memDuration, mib(gate.growth()))
 	if gate.errors > 0 || plain.errors > 0 {
@@ -116,6 +117,7 @@ type memResult struct {
 	tail                   []int64 // RSS samples after every token was presented once
 	file                   int64   // the file-backed part of end (binary, bbolt)
 	heap                   uint64  // HeapInuse at the end
+	mem                    string  // the runtime's other memory figures at the end
 	requests, errors       int
 	rps                    float64
 }
@@ -224,7 +226,7 @@ http://127.0.0.1:%d {
 	res.requests = all.requests + more.requests
 	res.errors = all.errors + more.errors
 	res.rps = more.rps
-	res.heap = heapOf(admin)
+	res.heap, res.mem = heapOf(admin)
 	if db != "" && *memProfile != "" {
 		saveURL(b, admin+"/debug/pprof/heap?gc=1", *memProfile)
 	}
@@ -251,18 +253,25 @@ func procStatus(pid int, field string) int64 {
 	return 0
 }
 
-// heapOf reads HeapInuse from the expvar page of Caddy's admin API.
-func heapOf(admin string) uint64 {
+// heapOf reads HeapInuse from the expvar page of Caddy's admin API, and
+// the runtime's other memory figures as one line.
+func heapOf(admin string) (uint64, string) {
 	resp, err := http.Get(admin + "/debug/vars")
 	if err != nil {
-		return 0
+		return 0, ""
 	}
 	defer resp.Body.Close()
 	var v struct {
-		Memstats struct{ HeapInuse uint64 } `json:"memstats"`
+		Memstats struct {
+			HeapAlloc, HeapInuse, HeapIdle, HeapReleased, StackInuse, MSpanInuse, GCSys, OtherSys, Sys uint64
+			NextGC                                                                                     uint64
+		} `json:"memstats"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&v)
-	return v.Memstats.HeapInuse
+	m := v.Memstats
+	f := func(n uint64) float64 { return float64(n) / (1 << 20) }
+	return m.HeapInuse, fmt.Sprintf("MiB: heap alloc %.1f, in use %.1f, idle not released %.1f, next GC %.1f, stacks %.1f, spans %.1f, GC %.1f, other %.1f, sys %.1f",
+		f(m.HeapAlloc), f(m.HeapInuse), f(m.HeapIdle-m.HeapReleased), f(m.NextGC), f(m.StackInuse), f(m.MSpanInuse), f(m.GCSys), f(m.OtherSys), f(m.Sys))
 }
 
 func saveURL(b *testing.B, url, path string) {

@@ -137,11 +137,7 @@ func (c *Cache) Get(id string) (*Client, bool) {
 // write of a client gives it a new revision, never reused, not even by a
 // client created again under the same id.
 func (c *Cache) Revision(id string) (uint64, bool) {
-	p, ok := c.clients.load(id)
-	if !ok {
-		return 0, false
-	}
-	return p.revision(), true
+	return c.clients.revision(id)
 }
 
 // Len is the number of clients.
@@ -173,29 +169,33 @@ func (c *Cache) Page(opts ListOptions) (page []*Client, more bool, total int) {
 		id string
 		p  packed
 	}
-	all := make([]entry, 0, c.clients.len())
-	c.clients.each(func(p packed) { all = append(all, entry{p.id(), p}) })
-	sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
-	for _, e := range all {
-		var cl *Client
-		if opts.Owner != nil {
-			if cl = e.p.client(); cl.Owner != *opts.Owner {
+	// Records are read in place in the arena: pinned, and copied before
+	// they are decoded.
+	c.clients.pinned(func() {
+		all := make([]entry, 0, c.clients.len())
+		c.clients.each(func(p packed) { all = append(all, entry{p.id(), p}) })
+		sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
+		for _, e := range all {
+			var cl *Client
+			if opts.Owner != nil {
+				if cl = e.p.clone().client(); cl.Owner != *opts.Owner {
+					continue
+				}
+			}
+			total++
+			if e.id <= opts.After {
 				continue
 			}
+			if opts.Limit > 0 && len(page) == opts.Limit {
+				more = true
+				continue
+			}
+			if cl == nil {
+				cl = e.p.clone().client()
+			}
+			page = append(page, cl)
 		}
-		total++
-		if e.id <= opts.After {
-			continue
-		}
-		if opts.Limit > 0 && len(page) == opts.Limit {
-			more = true
-			continue
-		}
-		if cl == nil {
-			cl = e.p.client()
-		}
-		page = append(page, cl)
-	}
+	})
 	return page, more, total
 }
 

@@ -9,27 +9,29 @@ import (
 // one shard, about a 1/clientShards share of the clients.
 const clientShards = 256
 
-// clientMap maps client_id to the packed client. Reads are lock-free and
-// allocation-free: each shard is an immutable open-addressing table of
-// packed clients behind an atomic pointer, and a write publishes a rebuilt
-// table for each shard it changes. A client costs one string slot at most
-// half full (32 bytes on average), against about 120 for a sync.Map (boxed
-// key, entry and trie nodes); the price is rebuilding a shard per write,
-// which admin writes can afford. The key of a client is its ID. Writers
-// must be serialized by the caller (the cache's write lock).
+// clientMap maps client_id to the packed client. The packed clients live
+// in an arena, outside the Go heap; the map's slots hold their handles.
+// Reads are lock-free and allocation-free: each shard is a table of
+// handles behind an atomic pointer, and a write publishes a rebuilt table
+// for each shard it changes. A client costs one 8-byte slot at most half
+// full (16 bytes on average) besides its record; the price is rebuilding a
+// shard per write, which admin writes can afford. When the arena moves a
+// record (compaction) it changes the slot in place. Writers must be
+// serialized by the caller (the cache's write lock).
 type clientMap struct {
 	seed   maphash.Seed
 	shards [clientShards]atomic.Pointer[clientTable]
+	arena  *arena
 }
 
 // clientTable is one shard: linear probing over slots, which are never
 // more than half full, so a probe always ends at an empty slot.
 type clientTable struct {
-	slots []packed
+	slots []atomic.Uint64 // handles; 0 is empty
 	n     int
 }
 
-func newClientMap() *clientMap { return &clientMap{seed: maphash.MakeSeed()} }
+func newClientMap() *clientMap { return &clientMap{seed: maphash.MakeSeed(), arena: newArena()} }
 
 func (m *clientMap) hash(id string) uint64 { return maphash.String(m.seed, id) }
 
@@ -37,20 +39,22 @@ func (m *clientMap) hash(id string) uint64 { return maphash.String(m.seed, id) }
 // high bits of h scaled to n (the low bits chose the shard).
 func start(h uint64, n int) int { return int((h >> 32) * uint64(n) >> 32) }
 
-// load returns the packed client id.
-func (m *clientMap) load(id string) (packed, bool) {
+// find returns the handle of id, 0 if there is none. Unless the caller
+// holds the write lock or the arena's read lock, the answer is only
+// trustworthy if the arena's epoch is the same before and after.
+func (m *clientMap) find(id string) uint64 {
 	h := m.hash(id)
 	t := m.shards[h%clientShards].Load()
 	if t == nil {
-		return "", false
+		return 0
 	}
 	for i := start(h, len(t.slots)); ; {
-		p := t.slots[i]
-		if p == "" {
-			return "", false
+		r := t.slots[i].Load()
+		if r == 0 {
+			return 0
 		}
-		if p.id() == id {
-			return p, true
+		if m.arena.record(r).id() == id {
+			return r
 		}
 		if i++; i == len(t.slots) {
 			i = 0
@@ -58,17 +62,56 @@ func (m *clientMap) load(id string) (packed, bool) {
 	}
 }
 
-// each calls fn for every client, shard by shard.
-func (m *clientMap) each(fn func(packed)) {
+// revision returns the revision of id, without allocating.
+func (m *clientMap) revision(id string) (uint64, bool) {
+	for {
+		e := m.arena.epoch.Load()
+		r := m.find(id)
+		var rev uint64
+		if r != 0 {
+			rev = m.arena.record(r).revision()
+		}
+		if m.arena.epoch.Load() == e {
+			return rev, r != 0
+		}
+	}
+}
+
+// load returns a copy of the packed client id, on the Go heap.
+func (m *clientMap) load(id string) (packed, bool) {
+	for {
+		e := m.arena.epoch.Load()
+		var p packed
+		if r := m.find(id); r != 0 {
+			p = m.arena.record(r).clone()
+		}
+		if m.arena.epoch.Load() == e {
+			return p, p != ""
+		}
+	}
+}
+
+// each calls fn for every client, shard by shard. p is in the arena: fn
+// must not keep it, and the caller must hold the write lock or pin the
+// arena (see pinned).
+func (m *clientMap) each(fn func(p packed)) {
 	for i := range m.shards {
 		if t := m.shards[i].Load(); t != nil {
-			for _, p := range t.slots {
-				if p != "" {
-					fn(p)
+			for j := range t.slots {
+				if r := t.slots[j].Load(); r != 0 {
+					fn(m.arena.record(r))
 				}
 			}
 		}
 	}
+}
+
+// pinned runs fn while no freed arena memory is reused: long readers
+// (each) that do not hold the write lock.
+func (m *clientMap) pinned(fn func()) {
+	m.arena.mu.RLock()
+	defer m.arena.mu.RUnlock()
+	fn()
 }
 
 // len is the number of clients.
@@ -82,51 +125,63 @@ func (m *clientMap) len() int {
 	return n
 }
 
-// build makes the table of the clients in set (nil if there are none).
-func (m *clientMap) build(set map[string]packed) *clientTable {
+// build makes the table of the clients in set (nil if there are none),
+// appending new records to the arena.
+func (m *clientMap) build(set map[string]mapEntry) *clientTable {
 	if len(set) == 0 {
 		return nil
 	}
-	t := &clientTable{slots: make([]packed, 2*len(set)+1), n: len(set)}
-	for id, p := range set {
+	t := &clientTable{slots: make([]atomic.Uint64, 2*len(set)+1), n: len(set)}
+	for id, e := range set {
+		r := e.handle
+		if r == 0 {
+			r = m.arena.append(e.p)
+		}
 		i := start(m.hash(id), len(t.slots))
-		for t.slots[i] != "" {
+		for t.slots[i].Load() != 0 {
 			if i++; i == len(t.slots) {
 				i = 0
 			}
 		}
-		t.slots[i] = p
+		t.slots[i].Store(r)
 	}
 	return t
 }
 
 // edit starts a batch of writes; nothing is visible before commit.
 func (m *clientMap) edit() *clientMapEdit {
-	return &clientMapEdit{m: m, dirty: make(map[uint64]map[string]packed)}
+	return &clientMapEdit{m: m, dirty: make(map[uint64]map[string]mapEntry)}
 }
 
 // clientMapEdit is a batch of writes to a clientMap: each shard it changes
 // is rebuilt once, at commit.
 type clientMapEdit struct {
 	m     *clientMap
-	dirty map[uint64]map[string]packed // shard → its clients by ID
+	dirty map[uint64]map[string]mapEntry // shard → its clients by ID
 }
 
-func (e *clientMapEdit) shardSet(id string) map[string]packed {
+// mapEntry is a client of a shard being rebuilt: in the arena already
+// (handle), or new (p, on the Go heap).
+type mapEntry struct {
+	handle uint64
+	p      packed
+}
+
+func (e *clientMapEdit) shardSet(id string) map[string]mapEntry {
 	s := e.m.hash(id) % clientShards
 	if d, ok := e.dirty[s]; ok {
 		return d
 	}
-	var d map[string]packed
+	var d map[string]mapEntry
 	if t := e.m.shards[s].Load(); t != nil {
-		d = make(map[string]packed, t.n+1)
-		for _, p := range t.slots {
-			if p != "" {
-				d[p.id()] = p
+		d = make(map[string]mapEntry, t.n+1)
+		for i := range t.slots {
+			if r := t.slots[i].Load(); r != 0 {
+				d[e.m.arena.record(r).id()] = mapEntry{handle: r}
 			}
 		}
 	} else {
-		d = make(map[string]packed)
+		d = make(map[string]mapEntry)
 	}
 	e.dirty[s] = d
 	return d
@@ -135,25 +190,59 @@ func (e *clientMapEdit) shardSet(id string) map[string]packed {
 // put makes p the client of its ID.
 func (e *clientMapEdit) put(p packed) {
 	id := p.id()
-	e.shardSet(id)[id] = p
+	d := e.shardSet(id)
+	e.drop(d, id)
+	d[id] = mapEntry{p: p}
 }
 
 // delete removes id.
 func (e *clientMapEdit) delete(id string) {
 	if _, ok := e.dirty[e.m.hash(id)%clientShards]; !ok {
-		if _, ok := e.m.load(id); !ok {
+		if e.m.find(id) == 0 {
 			return // nothing to rebuild the shard for
 		}
 	}
-	delete(e.shardSet(id), id)
+	d := e.shardSet(id)
+	e.drop(d, id)
+	delete(d, id)
 }
 
-// commit publishes the changed shards.
+// drop releases the arena record of id in d, if it has one.
+func (e *clientMapEdit) drop(d map[string]mapEntry, id string) {
+	if old := d[id].handle; old != 0 {
+		e.m.arena.release(old)
+	}
+}
+
+// commit publishes the changed shards, then lets the arena compact.
 func (e *clientMapEdit) commit() {
 	for s, d := range e.dirty {
 		e.m.shards[s].Store(e.m.build(d))
 	}
 	clear(e.dirty)
+	if e.m.arena.needsCompaction() {
+		e.m.compact()
+	}
+}
+
+// compact empties the arena's deadest chunks: their live records move to
+// other chunks, their slots are changed in place, and the chunks go to
+// limbo.
+func (m *clientMap) compact() {
+	a := m.arena
+	victims := a.victims()
+	for s := range m.shards {
+		t := m.shards[s].Load()
+		if t == nil {
+			continue
+		}
+		for i := range t.slots {
+			if r := t.slots[i].Load(); r != 0 && victims[handleChunk(r)] {
+				t.slots[i].Store(a.append(a.record(r)))
+			}
+		}
+	}
+	a.retire(victims)
 }
 
 // store and remove are single writes.

@@ -3,13 +3,24 @@ package clientstore
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // clientMap against a plain map under random single and batched writes.
+// The arena's chunks are small here, so records move and freed chunks are
+// reused many times over.
 func TestClientMapMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	m := newClientMap()
+	m.arena.chunk = 4 << 10
+	clock := time.Unix(0, 0)
+	m.arena.now = func() time.Time { clock = clock.Add(300 * time.Millisecond); return clock }
 	want := map[string]packed{}
 	check := func(step int) {
 		t.Helper()
@@ -47,7 +58,7 @@ func TestClientMapMatchesMap(t *testing.T) {
 				e.delete(id)
 				delete(next, id)
 			} else {
-				p := pack(&Client{ID: id, Revision: uint64(step)})
+				p := pack(&Client{ID: id, Revision: uint64(step), Name: strings.Repeat("n", rng.IntN(200))})
 				e.put(p)
 				next[id] = p
 			}
@@ -61,6 +72,79 @@ func TestClientMapMatchesMap(t *testing.T) {
 	}
 	if len(want) == 0 {
 		t.Fatal("the test deleted everything")
+	}
+	a := m.arena
+	live := 0
+	for _, p := range want {
+		live += len(p)
+	}
+	if a.used-a.dead != live {
+		t.Errorf("arena counts %d live bytes, the clients have %d", a.used-a.dead, live)
+	}
+	if a.epoch.Load() < 10 {
+		t.Errorf("the arena compacted %d times: the test does not exercise it", a.epoch.Load())
+	}
+	// Dead bytes stay a bounded share: compaction keeps up with the writes.
+	if chunks := len(*a.chunks.Load()); chunks*a.chunk > 3*live+12*a.chunk {
+		t.Errorf("%d chunks of %d bytes for %d live bytes", chunks, a.chunk, live)
+	}
+}
+
+// Lock-free readers racing a writer whose updates make the arena move
+// records and reuse chunks at once: every read gives a revision the
+// client had, never an older one than read before, and a record that
+// decodes to the client asked for.
+func TestClientMapReadersDuringCompaction(t *testing.T) {
+	m := newClientMap()
+	m.arena.chunk = 4 << 10
+	var clock atomic.Int64
+	m.arena.now = func() time.Time { return time.Unix(0, clock.Add(int64(time.Second))) } // limbo always over
+	const n = 300
+	var mu sync.Mutex // the writer lock
+	put := func(i int, rev uint64) {
+		mu.Lock()
+		defer mu.Unlock()
+		m.store(pack(&Client{ID: fmt.Sprint("c-", i), Revision: rev, Name: strings.Repeat("x", i%97), Owner: "o"}))
+	}
+	for i := range n {
+		put(i, 1)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 4 {
+		wg.Go(func() {
+			seen := make([]uint64, n)
+			for k := 0; ; k++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				i := (k*7 + r) % n
+				id := fmt.Sprint("c-", i)
+				rev, ok := m.revision(id)
+				if !ok || rev < seen[i] {
+					t.Errorf("revision(%s) = %d, %v after %d", id, rev, ok, seen[i])
+					return
+				}
+				seen[i] = rev
+				p, ok := m.load(id)
+				if cl := p.client(); !ok || cl.ID != id || cl.Revision < rev || cl.Owner != "o" {
+					t.Errorf("load(%s) = %+v, %v after revision %d", id, cl, ok, rev)
+					return
+				}
+			}
+		})
+	}
+	for rev := uint64(2); rev < 300; rev++ {
+		for i := range n {
+			put(i, rev)
+		}
+	}
+	close(done)
+	wg.Wait()
+	if m.arena.epoch.Load() < 100 {
+		t.Errorf("the arena compacted %d times: the test does not exercise it", m.arena.epoch.Load())
 	}
 }
 
@@ -82,4 +166,38 @@ func BenchmarkCacheRevision(b *testing.B) {
 		}
 		i += 7919
 	}
+}
+
+// The clients are kept off the Go heap (Linux): the heap holds their
+// tables, a small share of their size, so they do not double through the
+// garbage collector's headroom.
+func TestClientMapOffHeap(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the arena maps memory on Linux only")
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	m := newClientMap()
+	e := m.edit()
+	size := 0
+	for i := range 50_000 {
+		p := pack(&Client{ID: fmt.Sprintf("client-%06d", i), Scope: "orders:read orders:write", Owner: "team",
+			SecretHash: strings.Repeat("h", 55), Metadata: Metadata{"tier": "gold", "realm": strconv.Itoa(i)}})
+		size += len(p)
+		e.put(p)
+	}
+	e.commit()
+	grew := int64(heap()) - int64(before)
+	if grew > int64(size/4) {
+		t.Errorf("the heap grew by %d bytes for %d bytes of packed clients", grew, size)
+	}
+	if m.len() != 50_000 || m.arena.used != size {
+		t.Fatalf("%d clients, %d bytes in the arena; want 50000, %d", m.len(), m.arena.used, size)
+	}
+	runtime.KeepAlive(m)
 }

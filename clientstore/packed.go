@@ -3,6 +3,7 @@ package clientstore
 import (
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -151,18 +152,55 @@ func (u *unpacker) u64() uint64 {
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
-// id is the packed client's client_id.
+// id is the packed client's client_id. It reads any bytes without
+// panicking ("" for a malformed record): the hot path may read a record
+// whose memory is being reused (see arena), and retries then.
 func (p packed) id() string {
-	u := unpacker{s: string(p)}
-	return u.str()
+	id, _ := p.head()
+	return id
 }
 
-// revision is the packed client's revision, read without decoding it.
+// revision is the packed client's revision, read without decoding it; 0
+// for a malformed record, like id.
 func (p packed) revision() uint64 {
-	u := unpacker{s: string(p)}
-	u.str()
+	_, rest := p.head()
+	if len(rest) < 8 {
+		return 0
+	}
+	u := unpacker{s: rest}
 	return u.u64()
 }
+
+// head splits p into its client_id and what follows.
+func (p packed) head() (id, rest string) {
+	var n uint64
+	i := 0
+	for shift := 0; ; shift += 7 {
+		if i == len(p) || shift > 21 {
+			return "", ""
+		}
+		c := p[i]
+		i++
+		n |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			break
+		}
+	}
+	if n&1 == 1 { // a client_id such as "jwt" packs as a constant too
+		if n/2 >= uint64(len(packedConsts)) {
+			return "", ""
+		}
+		return packedConsts[n/2], string(p[i:])
+	}
+	if n/2 > uint64(len(p)-i) {
+		return "", ""
+	}
+	end := i + int(n/2)
+	return string(p[i:end]), string(p[end:])
+}
+
+// clone is a copy of p on the Go heap.
+func (p packed) clone() packed { return packed(strings.Clone(string(p))) }
 
 // client decodes p into a Client of the caller's own. Its strings share
 // p's memory (strings are immutable); its slices, metadata and raw JSON
