@@ -100,6 +100,13 @@ http://127.0.0.1:%d {
 // waits until health answers 200. The child dies with the test process.
 func startCaddyChild(tb testing.TB, dir, caddyfile, health string) *exec.Cmd {
 	tb.Helper()
+	return startCaddyBinary(tb, "", dir, caddyfile, health)
+}
+
+// startCaddyBinary is startCaddyChild with a Caddy binary of its own (the
+// README's build, say) instead of this test binary, if bin is not "".
+func startCaddyBinary(tb testing.TB, bin, dir, caddyfile, health string) *exec.Cmd {
+	tb.Helper()
 	cfg := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(cfg, []byte(caddyfile), 0o600); err != nil {
 		tb.Fatal(err)
@@ -114,6 +121,9 @@ func startCaddyChild(tb testing.TB, dir, caddyfile, health string) *exec.Cmd {
 		tb.Fatal(err)
 	}
 	cmd := exec.Command(self)
+	if bin != "" {
+		cmd = exec.Command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	}
 	cmd.Env = append(os.Environ(), childConfigEnv+"="+cfg, "HOME="+dir,
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
 	cmd.Stdout, cmd.Stderr = log, log

@@ -7,8 +7,9 @@ package caddymodule
 //
 //	go test ./caddymodule -run '^$' -bench '^BenchmarkMemoryProcess$' -benchtime 1x
 //
-// Both processes are this test binary run as Caddy (see TestMain), so
-// their binaries are the same. The gateway's store is filled and the
+// Both processes are this test binary run as Caddy (see TestMain), or
+// both the Caddy binary -mem.caddy names (e.g. the README's build, with
+// -mem.caddy "$PWD/caddy"), so their binaries are the same. The gateway's store is filled and the
 // tokens are minted in this process beforehand; the gateway process opens
 // the store like any node and only checks tokens and signs identity JWTs.
 // After every token was presented once the load goes on for -mem.duration
@@ -41,6 +42,8 @@ var (
 	memDuration = flag.Duration("mem.duration", 30*time.Second,
 		"BenchmarkMemoryProcess: load after every token was presented once")
 	memProfile = flag.String("mem.profile", "", "BenchmarkMemoryProcess: write the gateway's heap profile at the end to this file")
+	memCache   = flag.Int("mem.cache", 0, "BenchmarkMemoryProcess: the gateway's identity_cache_size (0: the default)")
+	memCaddy   = flag.String("mem.caddy", "", "BenchmarkMemoryProcess: a Caddy binary with the plugin (the README's ./caddy) to run instead of this test binary")
 )
 
 func BenchmarkMemoryProcess(b *testing.B) {
@@ -145,10 +148,14 @@ func memRun(b *testing.B, db, backend string, tokens []string, d time.Duration) 
 	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	global, protect := "", ""
 	if db != "" {
-		global = fmt.Sprintf("gatehouse {\n\t\tstorage bolt %s\n\t\tissuer https://auth.example.com\n\t}", db)
+		cache := ""
+		if *memCache > 0 {
+			cache = fmt.Sprintf("\n\t\tidentity_cache_size %d", *memCache)
+		}
+		global = fmt.Sprintf("gatehouse {\n\t\tstorage bolt %s\n\t\tissuer https://auth.example.com%s\n\t}", db, cache)
 		protect = "gatehouse_protect {\n\t\tscope orders:read\n\t\taudience https://api.example.com\n\t}"
 	}
-	cmd := startCaddyChild(b, dir, fmt.Sprintf(`{
+	cmd := startCaddyBinary(b, *memCaddy, dir, fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	http_port %d
 	https_port %d

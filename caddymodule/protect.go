@@ -330,7 +330,7 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("identity signing failed"))
 	}
 	if p.authorization {
-		r.Header["Authorization"] = []string{"Bearer " + g.JWT}
+		r.Header["Authorization"] = []string{g.Bearer()}
 	} else {
 		r.Header[p.header] = []string{g.JWT}
 	}

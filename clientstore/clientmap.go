@@ -3,6 +3,8 @@ package clientstore
 import (
 	"hash/maphash"
 	"sync/atomic"
+
+	"github.com/gatehousehq/gatehouse/internal/offheap"
 )
 
 // clientShards is the number of shards of a clientMap: a write rebuilds
@@ -10,7 +12,8 @@ import (
 const clientShards = 256
 
 // clientMap maps client_id to the packed client. The packed clients live
-// in an arena, outside the Go heap; the map's slots hold their handles.
+// in an arena, outside the Go heap (package offheap); the map's slots hold
+// their handles.
 // Reads are lock-free and allocation-free: each shard is a table of
 // handles behind an atomic pointer, and a write publishes a rebuilt table
 // for each shard it changes. A client costs one 8-byte slot at most half
@@ -21,7 +24,7 @@ const clientShards = 256
 type clientMap struct {
 	seed   maphash.Seed
 	shards [clientShards]atomic.Pointer[clientTable]
-	arena  *arena
+	arena  *offheap.Arena
 }
 
 // clientTable is one shard: linear probing over slots, which are never
@@ -31,7 +34,14 @@ type clientTable struct {
 	n     int
 }
 
-func newClientMap() *clientMap { return &clientMap{seed: maphash.MakeSeed(), arena: newArena()} }
+func newClientMap() *clientMap { return newClientMapIn(offheap.New(0, nil)) }
+
+func newClientMapIn(a *offheap.Arena) *clientMap {
+	return &clientMap{seed: maphash.MakeSeed(), arena: a}
+}
+
+// record is the packed client r, read in place (see offheap.Arena.String).
+func (m *clientMap) record(r uint64) packed { return packed(m.arena.String(offheap.Handle(r))) }
 
 func (m *clientMap) hash(id string) uint64 { return maphash.String(m.seed, id) }
 
@@ -40,8 +50,8 @@ func (m *clientMap) hash(id string) uint64 { return maphash.String(m.seed, id) }
 func start(h uint64, n int) int { return int((h >> 32) * uint64(n) >> 32) }
 
 // find returns the handle of id, 0 if there is none. Unless the caller
-// holds the write lock or the arena's read lock, the answer is only
-// trustworthy if the arena's epoch is the same before and after.
+// holds the write lock or pins the arena, the answer is only trustworthy
+// if the arena's epoch is the same before and after.
 func (m *clientMap) find(id string) uint64 {
 	h := m.hash(id)
 	t := m.shards[h%clientShards].Load()
@@ -53,7 +63,7 @@ func (m *clientMap) find(id string) uint64 {
 		if r == 0 {
 			return 0
 		}
-		if m.arena.record(r).id() == id {
+		if m.record(r).id() == id {
 			return r
 		}
 		if i++; i == len(t.slots) {
@@ -65,13 +75,13 @@ func (m *clientMap) find(id string) uint64 {
 // revision returns the revision of id, without allocating.
 func (m *clientMap) revision(id string) (uint64, bool) {
 	for {
-		e := m.arena.epoch.Load()
+		e := m.arena.Epoch()
 		r := m.find(id)
 		var rev uint64
 		if r != 0 {
-			rev = m.arena.record(r).revision()
+			rev = m.record(r).revision()
 		}
-		if m.arena.epoch.Load() == e {
+		if m.arena.Epoch() == e {
 			return rev, r != 0
 		}
 	}
@@ -80,12 +90,12 @@ func (m *clientMap) revision(id string) (uint64, bool) {
 // load returns a copy of the packed client id, on the Go heap.
 func (m *clientMap) load(id string) (packed, bool) {
 	for {
-		e := m.arena.epoch.Load()
+		e := m.arena.Epoch()
 		var p packed
 		if r := m.find(id); r != 0 {
-			p = m.arena.record(r).clone()
+			p = m.record(r).clone()
 		}
-		if m.arena.epoch.Load() == e {
+		if m.arena.Epoch() == e {
 			return p, p != ""
 		}
 	}
@@ -99,7 +109,7 @@ func (m *clientMap) each(fn func(p packed)) {
 		if t := m.shards[i].Load(); t != nil {
 			for j := range t.slots {
 				if r := t.slots[j].Load(); r != 0 {
-					fn(m.arena.record(r))
+					fn(m.record(r))
 				}
 			}
 		}
@@ -109,8 +119,8 @@ func (m *clientMap) each(fn func(p packed)) {
 // pinned runs fn while no freed arena memory is reused: long readers
 // (each) that do not hold the write lock.
 func (m *clientMap) pinned(fn func()) {
-	m.arena.mu.RLock()
-	defer m.arena.mu.RUnlock()
+	m.arena.Pin()
+	defer m.arena.Unpin()
 	fn()
 }
 
@@ -135,7 +145,7 @@ func (m *clientMap) build(set map[string]mapEntry) *clientTable {
 	for id, e := range set {
 		r := e.handle
 		if r == 0 {
-			r = m.arena.append(e.p)
+			r = uint64(m.arena.Append(string(e.p)))
 		}
 		i := start(m.hash(id), len(t.slots))
 		for t.slots[i].Load() != 0 {
@@ -177,7 +187,7 @@ func (e *clientMapEdit) shardSet(id string) map[string]mapEntry {
 		d = make(map[string]mapEntry, t.n+1)
 		for i := range t.slots {
 			if r := t.slots[i].Load(); r != 0 {
-				d[e.m.arena.record(r).id()] = mapEntry{handle: r}
+				d[e.m.record(r).id()] = mapEntry{handle: r}
 			}
 		}
 	} else {
@@ -210,7 +220,7 @@ func (e *clientMapEdit) delete(id string) {
 // drop releases the arena record of id in d, if it has one.
 func (e *clientMapEdit) drop(d map[string]mapEntry, id string) {
 	if old := d[id].handle; old != 0 {
-		e.m.arena.release(old)
+		e.m.arena.Release(offheap.Handle(old))
 	}
 }
 
@@ -220,29 +230,23 @@ func (e *clientMapEdit) commit() {
 		e.m.shards[s].Store(e.m.build(d))
 	}
 	clear(e.dirty)
-	if e.m.arena.needsCompaction() {
-		e.m.compact()
-	}
+	e.m.arena.Compact(e.m.walk)
 }
 
-// compact empties the arena's deadest chunks: their live records move to
-// other chunks, their slots are changed in place, and the chunks go to
-// limbo.
-func (m *clientMap) compact() {
-	a := m.arena
-	victims := a.victims()
+// walk lets the arena move records: a slot whose record moved changes in
+// place (atomically: readers see the old or the new handle).
+func (m *clientMap) walk(move func(offheap.Handle) offheap.Handle) {
 	for s := range m.shards {
-		t := m.shards[s].Load()
-		if t == nil {
-			continue
-		}
-		for i := range t.slots {
-			if r := t.slots[i].Load(); r != 0 && victims[handleChunk(r)] {
-				t.slots[i].Store(a.append(a.record(r)))
+		if t := m.shards[s].Load(); t != nil {
+			for i := range t.slots {
+				if r := t.slots[i].Load(); r != 0 {
+					if n := uint64(move(offheap.Handle(r))); n != r {
+						t.slots[i].Store(n)
+					}
+				}
 			}
 		}
 	}
-	a.retire(victims)
 }
 
 // store and remove are single writes.

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehousehq/gatehouse/internal/offheap"
 )
 
 // clientMap against a plain map under random single and batched writes.
@@ -17,10 +19,8 @@ import (
 // reused many times over.
 func TestClientMapMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	m := newClientMap()
-	m.arena.chunk = 4 << 10
 	clock := time.Unix(0, 0)
-	m.arena.now = func() time.Time { clock = clock.Add(300 * time.Millisecond); return clock }
+	m := newClientMapIn(offheap.New(4<<10, func() time.Time { clock = clock.Add(300 * time.Millisecond); return clock }))
 	want := map[string]packed{}
 	check := func(step int) {
 		t.Helper()
@@ -73,20 +73,20 @@ func TestClientMapMatchesMap(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("the test deleted everything")
 	}
-	a := m.arena
+	st := m.arena.Stats()
 	live := 0
 	for _, p := range want {
 		live += len(p)
 	}
-	if a.used-a.dead != live {
-		t.Errorf("arena counts %d live bytes, the clients have %d", a.used-a.dead, live)
+	if st.Used-st.Dead != live {
+		t.Errorf("arena counts %d live bytes, the clients have %d", st.Used-st.Dead, live)
 	}
-	if a.epoch.Load() < 10 {
-		t.Errorf("the arena compacted %d times: the test does not exercise it", a.epoch.Load())
+	if m.arena.Epoch() < 10 {
+		t.Errorf("the arena compacted %d times: the test does not exercise it", m.arena.Epoch())
 	}
 	// Dead bytes stay a bounded share: compaction keeps up with the writes.
-	if chunks := len(*a.chunks.Load()); chunks*a.chunk > 3*live+12*a.chunk {
-		t.Errorf("%d chunks of %d bytes for %d live bytes", chunks, a.chunk, live)
+	if st.Mapped > 3*live+12*(4<<10) {
+		t.Errorf("%d bytes mapped for %d live bytes", st.Mapped, live)
 	}
 }
 
@@ -95,10 +95,8 @@ func TestClientMapMatchesMap(t *testing.T) {
 // client had, never an older one than read before, and a record that
 // decodes to the client asked for.
 func TestClientMapReadersDuringCompaction(t *testing.T) {
-	m := newClientMap()
-	m.arena.chunk = 4 << 10
 	var clock atomic.Int64
-	m.arena.now = func() time.Time { return time.Unix(0, clock.Add(int64(time.Second))) } // limbo always over
+	m := newClientMapIn(offheap.New(4<<10, func() time.Time { return time.Unix(0, clock.Add(int64(time.Second))) })) // limbo always over
 	const n = 300
 	var mu sync.Mutex // the writer lock
 	put := func(i int, rev uint64) {
@@ -143,8 +141,8 @@ func TestClientMapReadersDuringCompaction(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-	if m.arena.epoch.Load() < 100 {
-		t.Errorf("the arena compacted %d times: the test does not exercise it", m.arena.epoch.Load())
+	if m.arena.Epoch() < 100 {
+		t.Errorf("the arena compacted %d times: the test does not exercise it", m.arena.Epoch())
 	}
 }
 
@@ -196,8 +194,8 @@ func TestClientMapOffHeap(t *testing.T) {
 	if grew > int64(size/4) {
 		t.Errorf("the heap grew by %d bytes for %d bytes of packed clients", grew, size)
 	}
-	if m.len() != 50_000 || m.arena.used != size {
-		t.Fatalf("%d clients, %d bytes in the arena; want 50000, %d", m.len(), m.arena.used, size)
+	if st := m.arena.Stats(); m.len() != 50_000 || st.Used != size {
+		t.Fatalf("%d clients, %d bytes in the arena; want 50000, %d", m.len(), st.Used, size)
 	}
 	runtime.KeepAlive(m)
 }

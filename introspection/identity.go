@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/internal/offheap"
 )
 
 // DefaultIdentityCacheSize bounds the identity-JWT cache of one route.
@@ -204,15 +206,13 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 	return rt
 }
 
-// Grant is what a request with a valid token gets on a route. It is shared
-// between requests: never modify it. Its Result has no Client: a grant
-// keeps only the client's revision, to know when it no longer holds.
-// Header values made from it must be fresh slices per request — handlers
-// after ours may edit a request's header values in place (request_header
-// with a regex does).
+// Grant is what a request with a valid token gets on a route, but for the
+// identity JWT (see Identity). It is shared between requests: never modify
+// it. Its Result has no Client, a grant keeps only the client's revision
+// to know when it no longer holds, and no Token: the cache keeps the token
+// and the identity JWT off the Go heap.
 type Grant struct {
 	Result Result
-	JWT    string // the identity JWT
 	// Placeholder resolves gatehouse.client_id, gatehouse.owner,
 	// gatehouse.scope and gatehouse.metadata.<path>.
 	Placeholder func(key string) (any, bool)
@@ -220,21 +220,50 @@ type Grant struct {
 	clientRev uint64 // revision of the local client it was made from; 0: none
 	exp       int64
 	refreshAt int64 // reused only before this (Unix seconds)
+
+	// The placeholders' values, boxed once rather than on every request,
+	// and a local client's metadata, decoded only when a placeholder first
+	// asks for it.
+	id, owner, scope any
+	mdJSON           json.RawMessage
+	mdOnce           sync.Once
+	md               clientstore.Metadata
 }
+
+// Identity is what one request gets: the shared grant and the request's
+// own copy of the identity JWT. Header values made from it must be fresh
+// slices per request — handlers after ours may edit a request's header
+// values in place (request_header with a regex does).
+type Identity struct {
+	*Grant
+	JWT    string // the identity JWT
+	bearer string // "Bearer " + JWT, the same memory
+}
+
+// newIdentity makes the Identity of g from bearer, "Bearer " and the JWT.
+func newIdentity(g *Grant, bearer string) Identity {
+	return Identity{Grant: g, JWT: bearer[len(bearerPrefix):], bearer: bearer}
+}
+
+const bearerPrefix = "Bearer "
+
+// Bearer is the identity JWT as an Authorization header value, without
+// allocating.
+func (id Identity) Bearer() string { return id.bearer }
 
 // Authorize checks token for this route: valid (else the token error, or
 // ErrUnavailable when a remote server cannot answer), then the route
 // policy on every request, cached or not (else ErrInsufficientScope). It
 // signs an identity JWT only on a cache miss.
-func (rt *Route) Authorize(ctx context.Context, token string) (*Grant, error) {
+func (rt *Route) Authorize(ctx context.Context, token string) (Identity, error) {
 	now := rt.auth.now().Unix()
-	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
-		return rt.admit(g)
+	if id := rt.cache.get(token); id.Grant != nil && id.Result.Remote == nil && now < id.refreshAt && rt.current(id.Grant) {
+		return rt.admit(id)
 	}
 	if rt.remote != nil {
 		key := remoteKey(token)
-		if g := rt.cache.getBytes(key[:]); g != nil && g.Result.Remote != nil && now < g.refreshAt && rt.currentRemote(g) {
-			return rt.admit(g)
+		if id := rt.cache.getBytes(key[:]); id.Grant != nil && id.Result.Remote != nil && now < id.refreshAt && rt.currentRemote(id.Grant) {
+			return rt.admit(id)
 		}
 		if !rt.owns(token) {
 			return rt.authorizeRemote(ctx, token, string(key[:]), now)
@@ -242,38 +271,38 @@ func (rt *Route) Authorize(ctx context.Context, token string) (*Grant, error) {
 	}
 	res, err := rt.auth.Check(token)
 	if err != nil {
-		return nil, err
+		return Identity{}, err
 	}
 	if !rt.allows(&res) {
-		return nil, &ScopeError{ClientID: res.Client.ID}
+		return Identity{}, &ScopeError{ClientID: res.Client.ID}
 	}
-	return rt.grant(&res, now)
+	return rt.sign(&res, now, token)
 }
 
 // admit applies the route policy to a cached grant.
-func (rt *Route) admit(g *Grant) (*Grant, error) {
-	if !rt.allows(&g.Result) {
-		return nil, &ScopeError{ClientID: g.Result.ClientID()}
+func (rt *Route) admit(id Identity) (Identity, error) {
+	if !rt.allows(&id.Result) {
+		return Identity{}, &ScopeError{ClientID: id.Result.ClientID()}
 	}
-	return g, nil
+	return id, nil
 }
 
 // authorizeRemote has the remote server check token, enriches the result
 // and applies the policy.
-func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int64) (*Grant, error) {
+func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int64) (Identity, error) {
 	res, err := rt.remote.Introspect(ctx, token)
 	if err != nil {
-		return nil, err
+		return Identity{}, err
 	}
 	if res.Remote == nil {
 		res.Remote = &Remote{} // a result without Until is never reused
 	}
 	res.Client = nil
 	if err := rt.enrichResult(&res); err != nil {
-		return nil, err
+		return Identity{}, err
 	}
 	if !rt.allows(&res) {
-		return nil, &ScopeError{ClientID: res.ClientID()}
+		return Identity{}, &ScopeError{ClientID: res.ClientID()}
 	}
 	return rt.sign(&res, now, key)
 }
@@ -436,24 +465,20 @@ func (rt *Route) Identity(r *Result) (string, error) {
 		k := remoteKey(r.Token)
 		key = string(k[:])
 	}
-	if g := rt.cache.get(key); g != nil && g.Result.Claims.ClientID == r.Claims.ClientID && g.clientRev == revision(r.Client) &&
-		(g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
-		return g.JWT, nil
+	if id := rt.cache.get(key); id.Grant != nil && id.Result.Claims.ClientID == r.Claims.ClientID && id.clientRev == revision(r.Client) &&
+		(id.Result.Remote == nil) == (r.Remote == nil) && now < id.refreshAt {
+		return id.JWT, nil
 	}
-	g, err := rt.sign(r, now, key)
+	id, err := rt.sign(r, now, key)
 	if err != nil {
 		return "", err
 	}
-	return g.JWT, nil
+	return id.JWT, nil
 }
 
-// grant signs a new identity JWT for a local result and caches the grant.
-func (rt *Route) grant(r *Result, now int64) (*Grant, error) {
-	return rt.sign(r, now, r.Token)
-}
-
-// sign signs a new identity JWT for r and caches the grant under key.
-func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
+// sign signs a new identity JWT for r and caches the grant under key: the
+// token of a local result, the SHA-256 of a remote one.
+func (rt *Route) sign(r *Result, now int64, key string) (Identity, error) {
 	exp := now + int64(rt.auth.cfg.IdentityTTL.Seconds())
 	if r.Claims.ExpiresAt > 0 && r.Claims.ExpiresAt < exp {
 		exp = r.Claims.ExpiresAt
@@ -464,7 +489,7 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	}
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
-		return nil, err
+		return Identity{}, err
 	}
 	var ext any = emptyExt
 	var md json.RawMessage // a local client's metadata
@@ -476,7 +501,7 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 		// The metadata as the cache keeps it: compact JSON, not decoded.
 		var err error
 		if md, err = r.Client.MetadataJSON(); err != nil {
-			return nil, err
+			return Identity{}, err
 		}
 		if md != nil {
 			ext = md
@@ -497,138 +522,155 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 		Ext:      ext,
 	})
 	if err != nil {
-		return nil, err
+		return Identity{}, err
 	}
 	jwt, err := rt.auth.signer.Sign(payload)
 	if err != nil {
-		return nil, err
+		return Identity{}, err
 	}
 	g := &Grant{
 		Result:    *r,
-		JWT:       jwt,
 		clientRev: revision(r.Client),
 		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
+		id:        clientID,
+		owner:     owner,
+		scope:     r.Claims.Scope,
+		mdJSON:    md,
 	}
-	g.Result.Client = nil // the revision is all a grant needs of it
+	g.Result.Client, g.Result.Token = nil, "" // the revision is all a grant needs of the client; the cache keeps the token
 	if r.Remote != nil {
-		// Never past the remote answer's own lifetime; and the remote
-		// token is not kept, only its hash (the key).
+		// Never past the remote answer's own lifetime.
 		g.refreshAt = min(g.refreshAt, r.Remote.Until.Unix())
-		g.Result.Token = ""
-	} else {
-		// The token string may be a slice of a request header: keep a
-		// copy of our own, not the whole header.
-		g.Result.Token = strings.Clone(r.Token)
-		key = g.Result.Token
 	}
-	g.Placeholder = placeholders(clientID, owner, r.Claims.Scope, r.metadataOnce(md))
+	g.Placeholder = g.placeholder
+	id := newIdentity(g, bearerPrefix+jwt)
 	if key != "" && now < g.refreshAt {
-		rt.cache.put(key, g, now)
+		rt.cache.put(key, id, now)
 	}
-	return g, nil
+	return id, nil
 }
 
 // emptyExt is the `ext` of an identity without metadata.
 var emptyExt = json.RawMessage("{}")
 
-// metadataOnce returns r.Metadata, decoded at most once and only when
-// first asked for: placeholders need it only if a route's configuration
-// names a gatehouse.metadata.<path>. For a local result, local is the
-// client's metadata JSON.
-func (r *Result) metadataOnce(local json.RawMessage) func() clientstore.Metadata {
-	if r.Remote != nil {
-		md := r.Remote.Ext
-		return func() clientstore.Metadata { return md }
-	}
-	return sync.OnceValue(func() clientstore.Metadata {
-		var m clientstore.Metadata
-		if local != nil {
-			_ = m.UnmarshalJSON(local) // encoded from a map by the cache: it decodes
-		}
-		return m
-	})
-}
-
-// placeholders resolves the gatehouse.* placeholders of a grant; the
-// values are boxed once here, not on every request.
-func placeholders(clientID, owner, scope string, md func() clientstore.Metadata) func(string) (any, bool) {
-	var id, ow, sc any = clientID, owner, scope
-	return func(key string) (any, bool) {
-		rest, ok := strings.CutPrefix(key, "gatehouse.")
-		if !ok {
-			return nil, false
-		}
-		switch rest {
-		case "client_id":
-			return id, true
-		case "owner":
-			return ow, true
-		case "scope":
-			return sc, true
-		}
-		if path, ok := strings.CutPrefix(rest, "metadata."); ok {
-			return md().Lookup(path)
-		}
+// placeholder resolves the gatehouse.* placeholders of a grant.
+func (g *Grant) placeholder(key string) (any, bool) {
+	rest, ok := strings.CutPrefix(key, "gatehouse.")
+	if !ok {
 		return nil, false
 	}
+	switch rest {
+	case "client_id":
+		return g.id, true
+	case "owner":
+		return g.owner, true
+	case "scope":
+		return g.scope, true
+	}
+	if path, ok := strings.CutPrefix(rest, "metadata."); ok {
+		return g.metadata().Lookup(path)
+	}
+	return nil, false
+}
+
+// metadata is the identity's metadata, decoded at most once and only when
+// first asked for: placeholders need it only if a route's configuration
+// names a gatehouse.metadata.<path>.
+func (g *Grant) metadata() clientstore.Metadata {
+	if g.Result.Remote != nil {
+		return g.Result.Remote.Ext
+	}
+	g.mdOnce.Do(func() {
+		if g.mdJSON != nil {
+			_ = g.md.UnmarshalJSON(g.mdJSON) // encoded from a map by the cache: it decodes
+		}
+	})
+	return g.md
 }
 
 const identityShards = 64
 
-// identityCache is a bounded map of grants by token, sharded to keep lock
-// contention low on the hot path; when a shard is full it drops stale
-// entries, or else one at random.
+// identityCache is a bounded map of grants by token (or by the SHA-256 of
+// a remote token), sharded to keep lock contention low on the hot path;
+// when a shard is full it drops stale entries, or else one at random. The
+// key and the identity JWT of each entry — most of its size — are kept off
+// the Go heap (package offheap), where readers copy the JWT out under
+// their shard's read lock; records move or go only under the write lock.
 type identityCache struct {
 	perShard int
 	seed     maphash.Seed
+	arena    *offheap.Arena
+	arenaMu  sync.Mutex // serializes the arena's writers: put and its compaction
 	shards   [identityShards]struct {
 		mu sync.RWMutex
-		m  map[string]*Grant
+		m  map[uint64]cached // by the key's hash
 	}
 }
 
+// cached is an entry: its grant, and its record in the arena, the key
+// (klen bytes) followed by "Bearer " and the identity JWT.
+type cached struct {
+	g    *Grant
+	rec  offheap.Handle
+	klen int
+}
+
 func newIdentityCache(size int) *identityCache {
-	c := &identityCache{perShard: max(1, size/identityShards), seed: maphash.MakeSeed()}
+	c := &identityCache{perShard: max(1, size/identityShards), seed: maphash.MakeSeed(), arena: offheap.New(0, nil)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*Grant)
+		c.shards[i].m = make(map[uint64]cached)
 	}
 	return c
 }
 
-func (c *identityCache) shard(token string) int {
-	return int(maphash.String(c.seed, token) % identityShards)
-}
-
-func (c *identityCache) get(token string) *Grant {
-	s := &c.shards[c.shard(token)]
-	s.mu.RLock()
-	g := s.m[token]
-	s.mu.RUnlock()
-	return g
+// get returns the Identity cached under key, the zero Identity if there
+// is none. Its JWT is a copy of the request's own.
+func (c *identityCache) get(key string) Identity {
+	return c.lookup(maphash.String(c.seed, key), key)
 }
 
 // getBytes is get for a key held in bytes, without allocating.
-func (c *identityCache) getBytes(key []byte) *Grant {
-	s := &c.shards[maphash.Bytes(c.seed, key)%identityShards]
-	s.mu.RLock()
-	g := s.m[string(key)]
-	s.mu.RUnlock()
-	return g
+func (c *identityCache) getBytes(key []byte) Identity {
+	if len(key) == 0 {
+		return Identity{}
+	}
+	return c.lookup(maphash.Bytes(c.seed, key), unsafe.String(&key[0], len(key))) // only compared
 }
 
-func (c *identityCache) put(token string, g *Grant, now int64) {
-	s := &c.shards[c.shard(token)]
+func (c *identityCache) lookup(h uint64, key string) Identity {
+	s := &c.shards[h%identityShards]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.m[h]
+	if !ok {
+		return Identity{}
+	}
+	rec := c.arena.String(e.rec)
+	if rec[:e.klen] != key {
+		return Identity{} // another key of the same hash
+	}
+	return newIdentity(e.g, strings.Clone(rec[e.klen:]))
+}
+
+// put caches id under key; now tells stale entries.
+func (c *identityCache) put(key string, id Identity, now int64) {
+	h := maphash.String(c.seed, key)
+	c.arenaMu.Lock()
+	defer c.arenaMu.Unlock()
+	rec := c.arena.Append(key, id.bearer)
+	s := &c.shards[h%identityShards]
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[token]; !ok && len(s.m) >= c.perShard {
+	if old, ok := s.m[h]; ok {
+		c.arena.Release(old.rec)
+	} else if len(s.m) >= c.perShard {
 		// Look at a few entries (map order is random): drop the stale
 		// ones, or the last one seen if none is stale.
-		var victim string
+		var victim uint64
 		freed, seen := false, 0
 		for k, old := range s.m {
-			if old.exp <= now {
-				delete(s.m, k)
+			if old.g.exp <= now {
+				c.drop(s.m, k)
 				freed = true
 			}
 			victim = k
@@ -637,10 +679,35 @@ func (c *identityCache) put(token string, g *Grant, now int64) {
 			}
 		}
 		if !freed {
-			delete(s.m, victim)
+			c.drop(s.m, victim)
 		}
 	}
-	s.m[token] = g
+	s.m[h] = cached{g: id.Grant, rec: rec, klen: len(key)}
+	s.mu.Unlock()
+	c.arena.Compact(c.walk)
+}
+
+// drop removes the entry k of a shard's map m, whose lock the caller holds.
+func (c *identityCache) drop(m map[uint64]cached, k uint64) {
+	if e, ok := m[k]; ok {
+		c.arena.Release(e.rec)
+		delete(m, k)
+	}
+}
+
+// walk lets the arena move records, a shard at a time under its lock.
+func (c *identityCache) walk(move func(offheap.Handle) offheap.Handle) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if n := move(e.rec); n != e.rec {
+				e.rec = n
+				s.m[k] = e
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // len is the number of cached entries.

@@ -6,13 +6,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/internal/offheap"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -386,13 +389,71 @@ func TestIdentityCacheBounded(t *testing.T) {
 					t.Fatalf("after %d tokens the cache holds %d entries, want at most %d", i+1, n, bound)
 				}
 			}
-			if rt.cache.get(last.Token) == nil {
+			if rt.cache.get(last.Token).Grant == nil {
 				t.Error("the most recent token's JWT is not cached")
 			}
 			if n := rt.cache.len(); n < bound/2 {
 				t.Errorf("cache holds %d entries after %d tokens, want it to fill towards %d", n, tokens, bound)
 			}
 		})
+	}
+}
+
+// The cache keeps its keys and JWTs off the heap: under a stream of new
+// tokens, with readers copying JWTs out meanwhile, every hit is the JWT
+// cached under that very key, and the arena's memory stays a bounded
+// multiple of what the entries hold as compaction reclaims the evicted.
+func TestIdentityCacheArena(t *testing.T) {
+	clock := time.Unix(0, 0)
+	c := newIdentityCache(64)
+	c.arena = offheap.New(8<<10, func() time.Time { clock = clock.Add(100 * time.Millisecond); return clock }) // under arenaMu
+	jwtOf := func(i int) string { return fmt.Sprintf("eyJ.%0400d.sig", i) }
+	keyOf := func(i int) string { return fmt.Sprintf("gat_token-%06d", i) }
+	const n = 5000
+	var next atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Go(func() {
+			for k := r; ; k++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				i := int(next.Load()) - k%50
+				if i < 0 {
+					continue
+				}
+				if id := c.get(keyOf(i)); id.Grant != nil && (id.JWT != jwtOf(i) || id.Bearer() != "Bearer "+jwtOf(i) || id.clientRev != uint64(i)) {
+					t.Errorf("get(%s) = JWT %.20q… of grant %d", keyOf(i), id.JWT, id.clientRev)
+					return
+				}
+			}
+		})
+	}
+	for i := range n {
+		g := &Grant{clientRev: uint64(i), exp: 1 << 40}
+		c.put(keyOf(i), newIdentity(g, "Bearer "+jwtOf(i)), 0)
+		next.Store(int64(i))
+	}
+	close(done)
+	wg.Wait()
+	if got := c.len(); got > 64 {
+		t.Errorf("%d entries, want at most 64", got)
+	}
+	if id := c.get(keyOf(n - 1)); id.JWT != jwtOf(n-1) {
+		t.Errorf("the last JWT put is not cached: %.20q…", id.JWT)
+	}
+	c.arenaMu.Lock()
+	st := c.arena.Stats()
+	c.arenaMu.Unlock()
+	live := c.len() * len(keyOf(0)+"Bearer "+jwtOf(0))
+	if st.Used-st.Dead != live {
+		t.Errorf("the arena counts %d live bytes, the entries hold %d", st.Used-st.Dead, live)
+	}
+	if st.Mapped > 3*live+12*(8<<10) {
+		t.Errorf("%d bytes mapped for %d live bytes after %d puts", st.Mapped, live, n)
 	}
 }
 
@@ -430,22 +491,22 @@ func TestIdentityCacheEviction(t *testing.T) {
 			}
 			var inShard0 []string // tokens that all land in shard 0
 			for i := 0; len(inShard0) < 101; i++ {
-				if tok := fmt.Sprint("tok-", i); c.shard(tok) == 0 {
+				if tok := fmt.Sprint("tok-", i); maphash.String(c.seed, tok)%identityShards == 0 {
 					inShard0 = append(inShard0, tok)
 				}
 			}
 			idIn0 := func(n byte) string { return inShard0[n] }
 			for i, exp := range tt.exps {
-				c.put(idIn0(byte(i)), &Grant{JWT: fmt.Sprint(i), exp: exp}, now)
+				c.put(idIn0(byte(i)), newIdentity(&Grant{exp: exp}, "Bearer "+fmt.Sprint(i)), now)
 			}
 			fresh := idIn0(100)
-			c.put(fresh, &Grant{JWT: "fresh", exp: now + 100}, now)
-			if g := c.get(fresh); g == nil || g.JWT != "fresh" {
+			c.put(fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh"), now)
+			if id := c.get(fresh); id.JWT != "fresh" {
 				t.Fatal("the new entry is not cached")
 			}
 			alive := 0
 			for i := range tt.exps {
-				if c.get(idIn0(byte(i))) != nil {
+				if c.get(idIn0(byte(i))).Grant != nil {
 					alive++
 				}
 			}
@@ -453,7 +514,7 @@ func TestIdentityCacheEviction(t *testing.T) {
 				t.Errorf("%d old entries survive, want %d", alive, tt.wantAlive)
 			}
 			for _, i := range tt.wantGone {
-				if c.get(idIn0(byte(i))) != nil {
+				if c.get(idIn0(byte(i))).Grant != nil {
 					t.Errorf("stale entry %d (exp %d) survived, want it evicted first", i, tt.exps[i])
 				}
 			}
@@ -462,7 +523,7 @@ func TestIdentityCacheEviction(t *testing.T) {
 			}
 			// Replacing an existing key in a full shard evicts nothing.
 			before := c.len()
-			c.put(fresh, &Grant{JWT: "fresh2", exp: now + 100}, now)
+			c.put(fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh2"), now)
 			if c.len() != before {
 				t.Errorf("overwriting a cached key changed len from %d to %d", before, c.len())
 			}

@@ -79,7 +79,7 @@ func (e *env) remoteRoute(fi Introspector, enrich Enrichment, scopes ...string) 
 	return e.auth.Route(RouteConfig{Scopes: scopes, Audience: testAudience, Remote: fi, Enrich: enrich})
 }
 
-func (e *env) authorize(t testing.TB, rt *Route, tok string) (*Grant, verifiedJWT) {
+func (e *env) authorize(t testing.TB, rt *Route, tok string) (Identity, verifiedJWT) {
 	t.Helper()
 	g, err := rt.Authorize(context.Background(), tok)
 	if err != nil {
@@ -122,7 +122,7 @@ func TestRemoteTokenIdentity(t *testing.T) {
 	if g.Result.Token != "" || g.Result.Issuer != remoteIssuer {
 		t.Errorf("grant keeps token %q issuer %q; want no token and the remote issuer", g.Result.Token, g.Result.Issuer)
 	}
-	if rt := e.remoteRoute(fi, ""); rt.cache.get("ory_at_abc") != nil {
+	if rt := e.remoteRoute(fi, ""); rt.cache.get("ory_at_abc").Grant != nil {
 		t.Error("fresh route has the token cached")
 	}
 }
@@ -437,12 +437,17 @@ func TestRemoteTokenNotKept(t *testing.T) {
 	fi.set(tok, remoteResult(fixedNow, "svc", nil))
 	rt := e.remoteRoute(fi, "")
 	e.authorize(t, rt, tok)
+	n := 0
 	for i := range rt.cache.shards {
-		for k, g := range rt.cache.shards[i].m {
-			if strings.Contains(k, "secret-token-value") || g.Result.Token != "" {
-				t.Errorf("route cache holds the token (key %q, Token %q)", k, g.Result.Token)
+		for _, c := range rt.cache.shards[i].m {
+			n++
+			if rec := rt.cache.arena.String(c.rec); strings.Contains(rec, "secret-token-value") || c.g.Result.Token != "" {
+				t.Errorf("route cache holds the token (record %q, Token %q)", rec, c.g.Result.Token)
 			}
 		}
+	}
+	if n != 1 {
+		t.Errorf("the cache holds %d entries, want the remote token's", n)
 	}
 }
 
