@@ -261,7 +261,8 @@ func procStatus(pid int, field string) int64 {
 }
 
 // heapOf reads HeapInuse from the expvar page of Caddy's admin API, and
-// the runtime's other memory figures as one line.
+// the runtime's other memory figures and Gatehouse's off-heap memory as
+// one line.
 func heapOf(admin string) (uint64, string) {
 	resp, err := http.Get(admin + "/debug/vars")
 	if err != nil {
@@ -277,8 +278,29 @@ func heapOf(admin string) (uint64, string) {
 	_ = json.NewDecoder(resp.Body).Decode(&v)
 	m := v.Memstats
 	f := func(n uint64) float64 { return float64(n) / (1 << 20) }
-	return m.HeapInuse, fmt.Sprintf("MiB: heap alloc %.1f, in use %.1f, idle not released %.1f, next GC %.1f, stacks %.1f, spans %.1f, GC %.1f, other %.1f, sys %.1f",
+	line := fmt.Sprintf("MiB: heap alloc %.1f, in use %.1f, idle not released %.1f, next GC %.1f, stacks %.1f, spans %.1f, GC %.1f, other %.1f, sys %.1f",
 		f(m.HeapAlloc), f(m.HeapInuse), f(m.HeapIdle-m.HeapReleased), f(m.NextGC), f(m.StackInuse), f(m.MSpanInuse), f(m.GCSys), f(m.OtherSys), f(m.Sys))
+	if off, ok := metricOf(admin, "gatehouse_offheap_bytes"); ok {
+		line += fmt.Sprintf(", off-heap %.1f", off/(1<<20))
+	}
+	return m.HeapInuse, line
+}
+
+// metricOf reads an unlabelled metric from Caddy's admin /metrics.
+func metricOf(admin, name string) (float64, bool) {
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 func saveURL(b *testing.B, url, path string) {

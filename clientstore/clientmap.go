@@ -3,6 +3,7 @@ package clientstore
 import (
 	"hash/maphash"
 	"sync/atomic"
+	"time"
 
 	"github.com/gatehousehq/gatehouse/internal/offheap"
 )
@@ -34,7 +35,11 @@ type clientTable struct {
 	n     int
 }
 
-func newClientMap() *clientMap { return newClientMapIn(offheap.New(0, nil)) }
+// newClientMap returns an empty map. Its readers do not lock: freed arena
+// chunks wait a second before they are reused (see offheap.Arena).
+func newClientMap() *clientMap {
+	return newClientMapIn(offheap.New(offheap.Options{Limbo: time.Second}))
+}
 
 func newClientMapIn(a *offheap.Arena) *clientMap {
 	return &clientMap{seed: maphash.MakeSeed(), arena: a}

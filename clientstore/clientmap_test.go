@@ -20,7 +20,8 @@ import (
 func TestClientMapMatchesMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	clock := time.Unix(0, 0)
-	m := newClientMapIn(offheap.New(4<<10, func() time.Time { clock = clock.Add(300 * time.Millisecond); return clock }))
+	m := newClientMapIn(offheap.New(offheap.Options{ChunkSize: 4 << 10, Limbo: time.Second,
+		Now: func() time.Time { clock = clock.Add(300 * time.Millisecond); return clock }}))
 	want := map[string]packed{}
 	check := func(step int) {
 		t.Helper()
@@ -96,7 +97,8 @@ func TestClientMapMatchesMap(t *testing.T) {
 // decodes to the client asked for.
 func TestClientMapReadersDuringCompaction(t *testing.T) {
 	var clock atomic.Int64
-	m := newClientMapIn(offheap.New(4<<10, func() time.Time { return time.Unix(0, clock.Add(int64(time.Second))) })) // limbo always over
+	m := newClientMapIn(offheap.New(offheap.Options{ChunkSize: 4 << 10, Limbo: time.Second,
+		Now: func() time.Time { return time.Unix(0, clock.Add(int64(time.Second))) }})) // limbo always over
 	const n = 300
 	var mu sync.Mutex // the writer lock
 	put := func(i int, rev uint64) {

@@ -1,6 +1,8 @@
 package clientstore
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"strings"
@@ -17,9 +19,11 @@ import (
 // generation as 8 bytes each at a fixed distance from it, so the hot path
 // reads the revision without decoding, then flags and the other fields.
 // A string is a uvarint n followed by n/2 bytes if n is even, or the
-// well-known value packedConsts[n/2] if n is odd; a list is a uvarint
-// count+1 (0: nil) followed by its strings; a time is a varint of Unix
-// seconds and a uvarint of nanoseconds.
+// well-known value packedConsts[n/2] if n is odd; a secret hash of this
+// cache's own (HMAC-SHA-256) is n = 2*len(packedConsts)+1 followed by the
+// 32 bytes of the MAC rather than its 56-character text; a list is a
+// uvarint count+1 (0: nil) followed by its strings; a time is a varint of
+// Unix seconds and a uvarint of nanoseconds.
 type packed string
 
 // packedConsts are values many clients share, packed as a small number.
@@ -31,8 +35,12 @@ var packedConsts = [...]string{
 const (
 	packedDisabled = 1 << iota
 	packedIntrospect
-	packedMetadata // metadata present (not nil): its compact JSON is the last field
+	packedMetadata     // metadata present (not nil): its compact JSON is the last field
+	packedNoPrevExpiry // PreviousSecretExpiresAt is zero and left out
 )
+
+// packedHMAC is the string code of an HMAC secret hash given as its MAC.
+const packedHMAC = uint64(2*len(packedConsts) + 1)
 
 // pack encodes cl. Its metadata is packed as compact JSON: the same bytes
 // json.Marshal gives for the map. cl must have passed Validate (or come
@@ -45,6 +53,9 @@ func pack(cl *Client) packed {
 	}
 	if cl.Introspect {
 		flags |= packedIntrospect
+	}
+	if cl.PreviousSecretExpiresAt.IsZero() {
+		flags |= packedNoPrevExpiry
 	}
 	if cl.Metadata != nil || cl.snapJSON() != "" {
 		flags |= packedMetadata
@@ -62,10 +73,15 @@ func pack(cl *Client) packed {
 	b = binary.LittleEndian.AppendUint64(b, cl.Generation)
 	b = append(b, flags)
 	for _, s := range [...]string{cl.Name, cl.Scope, cl.Owner, cl.TokenEndpointAuthMethod, cl.AccessTokenStrategy,
-		cl.JWKSURI, string(cl.JWKS), string(cl.HydraExtra), cl.SecretHash, cl.PreviousSecretHash} {
+		cl.JWKSURI, string(cl.JWKS), string(cl.HydraExtra)} {
 		b = packStr(b, s)
 	}
-	for _, t := range [...]time.Time{cl.PreviousSecretExpiresAt, cl.CreatedAt, cl.UpdatedAt} {
+	b = packHash(packHash(b, cl.SecretHash), cl.PreviousSecretHash)
+	times := []time.Time{cl.PreviousSecretExpiresAt, cl.CreatedAt, cl.UpdatedAt}
+	if flags&packedNoPrevExpiry != 0 {
+		times = times[1:]
+	}
+	for _, t := range times {
 		b = binary.AppendVarint(b, t.Unix())
 		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
 	}
@@ -82,6 +98,19 @@ func packStr(b []byte, s string) []byte {
 		}
 	}
 	return append(binary.AppendUvarint(b, 2*uint64(len(s))), s...)
+}
+
+// packHash packs a secret hash: an HMAC one as its MAC.
+func packHash(b []byte, hash string) []byte {
+	enc, ok := strings.CutPrefix(hash, hmacPrefix)
+	if !ok || len(enc) != base64.RawStdEncoding.EncodedLen(sha256.Size) {
+		return packStr(b, hash)
+	}
+	var mac [sha256.Size]byte
+	if n, err := base64.RawStdEncoding.Strict().Decode(mac[:], []byte(enc)); err != nil || n != len(mac) {
+		return packStr(b, hash) // not in the form Hasher.Hash writes: kept as it is
+	}
+	return append(binary.AppendUvarint(b, packedHMAC), mac[:]...)
 }
 
 func packList(b []byte, l []string) []byte {
@@ -116,6 +145,11 @@ func (u *unpacker) uvarint() uint64 {
 
 func (u *unpacker) str() string {
 	n := u.uvarint()
+	if n == packedHMAC {
+		mac := u.s[u.i : u.i+sha256.Size]
+		u.i += sha256.Size
+		return hmacPrefix + base64.RawStdEncoding.EncodeToString([]byte(mac))
+	}
 	if n&1 == 1 {
 		return packedConsts[n/2]
 	}
@@ -220,7 +254,10 @@ func (p packed) client() *Client {
 		c.HydraExtra = json.RawMessage(s)
 	}
 	c.SecretHash, c.PreviousSecretHash = u.str(), u.str()
-	c.PreviousSecretExpiresAt, c.CreatedAt, c.UpdatedAt = u.time(), u.time(), u.time()
+	if flags&packedNoPrevExpiry == 0 {
+		c.PreviousSecretExpiresAt = u.time()
+	}
+	c.CreatedAt, c.UpdatedAt = u.time(), u.time()
 	c.GrantTypes, c.Audience = u.list(), u.list()
 	if flags&packedMetadata != 0 {
 		c.setSnapJSON(u.s[u.i:])

@@ -87,8 +87,20 @@ func TestPackRoundTrip(t *testing.T) {
 	bare := &Client{ID: "b", CreatedAt: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)}
 	empty := &Client{ID: "e", GrantTypes: []string{}, Audience: []string{}, Metadata: Metadata{}}
 	constant := &Client{ID: TokenStrategyJWT, Revision: 9} // an ID that packs as a constant
-	for _, cl := range []*Client{full, bare, empty, constant} {
+	h, err := NewHasher(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed := &Client{ID: "h", SecretHash: h.Hash("s1"), PreviousSecretHash: h.Hash("s0"),
+		PreviousSecretExpiresAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	// Looks like an HMAC hash but is not one Hash writes (trailing bits
+	// set): kept as text.
+	odd := &Client{ID: "o", SecretHash: hmacPrefix + strings.Repeat("A", 42) + "B"}
+	for _, cl := range []*Client{full, bare, empty, constant, hashed, odd} {
 		p := pack(cl)
+		if strings.Contains(string(p), cl.SecretHash) != (cl != hashed) {
+			t.Errorf("%s: secret hash %q packed as text: %v", cl.ID, cl.SecretHash, cl != hashed)
+		}
 		if p.id() != cl.ID || p.revision() != cl.Revision {
 			t.Errorf("%s: id %q revision %d, want %q %d", cl.ID, p.id(), p.revision(), cl.ID, cl.Revision)
 		}

@@ -221,13 +221,12 @@ type Grant struct {
 	exp       int64
 	refreshAt int64 // reused only before this (Unix seconds)
 
-	// The placeholders' values, boxed once rather than on every request,
-	// and a local client's metadata, decoded only when a placeholder first
-	// asks for it.
-	id, owner, scope any
-	mdJSON           json.RawMessage
-	mdOnce           sync.Once
-	md               clientstore.Metadata
+	// For placeholders: the owner, and a local client's metadata as JSON,
+	// decoded only when a placeholder first asks for it. One allocation,
+	// not slices of the client's decoded copy, which would keep all of it.
+	owner, mdJSON string
+	mdOnce        sync.Once
+	md            clientstore.Metadata
 }
 
 // Identity is what one request gets: the shared grant and the request's
@@ -533,11 +532,9 @@ func (rt *Route) sign(r *Result, now int64, key string) (Identity, error) {
 		clientRev: revision(r.Client),
 		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
-		id:        clientID,
-		owner:     owner,
-		scope:     r.Claims.Scope,
-		mdJSON:    md,
 	}
+	buf := owner + string(md)
+	g.owner, g.mdJSON = buf[:len(owner)], buf[len(owner):]
 	g.Result.Client, g.Result.Token = nil, "" // the revision is all a grant needs of the client; the cache keeps the token
 	if r.Remote != nil {
 		// Never past the remote answer's own lifetime.
@@ -562,11 +559,11 @@ func (g *Grant) placeholder(key string) (any, bool) {
 	}
 	switch rest {
 	case "client_id":
-		return g.id, true
+		return g.Result.Claims.ClientID, true
 	case "owner":
 		return g.owner, true
 	case "scope":
-		return g.scope, true
+		return g.Result.Claims.Scope, true
 	}
 	if path, ok := strings.CutPrefix(rest, "metadata."); ok {
 		return g.metadata().Lookup(path)
@@ -582,8 +579,8 @@ func (g *Grant) metadata() clientstore.Metadata {
 		return g.Result.Remote.Ext
 	}
 	g.mdOnce.Do(func() {
-		if g.mdJSON != nil {
-			_ = g.md.UnmarshalJSON(g.mdJSON) // encoded from a map by the cache: it decodes
+		if g.mdJSON != "" {
+			_ = g.md.UnmarshalJSON([]byte(g.mdJSON)) // encoded from a map by the cache: it decodes
 		}
 	})
 	return g.md
@@ -617,7 +614,7 @@ type cached struct {
 }
 
 func newIdentityCache(size int) *identityCache {
-	c := &identityCache{perShard: max(1, size/identityShards), seed: maphash.MakeSeed(), arena: offheap.New(0, nil)}
+	c := &identityCache{perShard: max(1, size/identityShards), seed: maphash.MakeSeed(), arena: offheap.New(offheap.Options{})}
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]cached)
 	}

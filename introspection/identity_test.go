@@ -404,9 +404,8 @@ func TestIdentityCacheBounded(t *testing.T) {
 // cached under that very key, and the arena's memory stays a bounded
 // multiple of what the entries hold as compaction reclaims the evicted.
 func TestIdentityCacheArena(t *testing.T) {
-	clock := time.Unix(0, 0)
 	c := newIdentityCache(64)
-	c.arena = offheap.New(8<<10, func() time.Time { clock = clock.Add(100 * time.Millisecond); return clock }) // under arenaMu
+	c.arena = offheap.New(offheap.Options{ChunkSize: 8 << 10})
 	jwtOf := func(i int) string { return fmt.Sprintf("eyJ.%0400d.sig", i) }
 	keyOf := func(i int) string { return fmt.Sprintf("gat_token-%06d", i) }
 	const n = 5000

@@ -25,14 +25,14 @@ import (
 // enough of them Compact moves the live records of the deadest chunks
 // elsewhere (the owner updates its handles) and frees those chunks.
 //
-// A record may be read without a lock while it is being moved, so a freed
-// chunk is not reused at once: it waits in limbo for Limbo, and every
-// compaction and every reuse moves the epoch on. Lock-free readers load
-// the Epoch before and after reading and retry if it moved, so they never
-// act on the bytes of a reused chunk; readers that take longer (listing
-// everything) hold Pin instead, which reuse waits for. An owner whose
-// readers hold a lock that the owner's moves and releases also take needs
-// neither.
+// An owner whose readers hold a lock that its moves and releases also
+// take needs nothing more. If records are read without such a lock, one
+// may be read while it is being moved, so a freed chunk must not be reused
+// at once: it waits in limbo (Options.Limbo), and every compaction and
+// every reuse moves the epoch on. Lock-free readers load the Epoch before
+// and after reading and retry if it moved, so they never act on the bytes
+// of a reused chunk; readers that take longer (listing everything) hold
+// Pin instead, which reuse waits for.
 //
 // Writers (Append, Release, Compact) must be serialized by the owner.
 type Arena struct {
@@ -40,13 +40,19 @@ type Arena struct {
 	chunks atomic.Pointer[[]*chunk] // by index; only ever grows
 	pin    sync.RWMutex             // held by slow readers; reuse waits for them
 
-	cur       int // index of the chunk being appended to; -1 before the first
-	free      []int
-	limbo     []limboChunk
-	used      int // bytes appended to chunks in use, live or dead
-	dead      int // of which dead
-	chunkSize int
-	now       func() time.Time
+	cur   int // index of the chunk being appended to; -1 before the first
+	free  []int
+	limbo []limboChunk
+	used  int // bytes appended to chunks in use, live or dead
+	dead  int // of which dead
+	opts  Options
+}
+
+// Options configure an Arena.
+type Options struct {
+	ChunkSize int              // the size of the chunks mapped (ChunkSize if 0)
+	Limbo     time.Duration    // how long a freed chunk waits before it is reused, for lock-free readers
+	Now       func() time.Time // the limbo's clock (time.Now if nil)
 }
 
 type chunk struct {
@@ -62,13 +68,19 @@ type limboChunk struct {
 }
 
 const (
-	// ChunkSize is the size of the chunks an arena maps.
+	// ChunkSize is the default size of the chunks an arena maps.
 	ChunkSize = 1 << 20
-	// Limbo is how long a freed chunk waits before it is reused.
-	Limbo = time.Second
 	// MaxRecord is the size limit of one record.
 	MaxRecord = 1<<24 - 1
 )
+
+// inUse is the memory of all arenas' chunks that is not given back to
+// the operating system: chunks in use or in limbo.
+var inUse atomic.Int64
+
+// InUse is how much memory the process's arenas hold outside the Go heap,
+// in bytes: Go's own memory statistics do not count it.
+func InUse() int64 { return inUse.Load() }
 
 // A Handle addresses a record: its chunk (16 bits), offset (24) and
 // length (24). Records are never empty, so 0 is no handle.
@@ -82,17 +94,15 @@ func (h Handle) off() int   { return int(h >> 24 & (1<<24 - 1)) }
 // Len is the length of the record.
 func (h Handle) Len() int { return int(h & (1<<24 - 1)) }
 
-// New returns an empty arena of chunks of chunkSize bytes (ChunkSize if
-// 0), whose limbo is timed by now (time.Now if nil). Tests make both
-// small.
-func New(chunkSize int, now func() time.Time) *Arena {
-	if chunkSize <= 0 {
-		chunkSize = ChunkSize
+// New returns an empty arena.
+func New(opts Options) *Arena {
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = ChunkSize
 	}
-	if now == nil {
-		now = time.Now
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
-	a := &Arena{cur: -1, chunkSize: chunkSize, now: now}
+	a := &Arena{cur: -1, opts: opts}
 	a.chunks.Store(new([]*chunk))
 	return a
 }
@@ -142,6 +152,7 @@ func (a *Arena) fresh(n int) int {
 	for i, idx := range a.free {
 		if len(chunks[idx].mem) >= n {
 			a.free = slices.Delete(a.free, i, i+1)
+			inUse.Add(int64(len(chunks[idx].mem)))
 			return idx
 		}
 	}
@@ -149,7 +160,8 @@ func (a *Arena) fresh(n int) int {
 		panic("offheap: arena full") // 64 GiB
 	}
 	c := new(chunk)
-	c.mem, c.mapped = mapChunk(max(n, a.chunkSize))
+	c.mem, c.mapped = mapChunk(max(n, a.opts.ChunkSize))
+	inUse.Add(int64(len(c.mem)))
 	next := append(chunks[:len(chunks):len(chunks)], c)
 	a.chunks.Store(&next)
 	return len(next) - 1
@@ -163,9 +175,9 @@ func (a *Arena) Release(h Handle) {
 
 // reclaim makes the chunks that have been in limbo long enough reusable.
 func (a *Arena) reclaim() {
-	now := a.now()
+	now := a.opts.Now()
 	n := 0
-	for n < len(a.limbo) && now.Sub(a.limbo[n].since) >= Limbo {
+	for n < len(a.limbo) && now.Sub(a.limbo[n].since) >= a.opts.Limbo {
 		n++
 	}
 	if n == 0 {
@@ -180,6 +192,7 @@ func (a *Arena) reclaim() {
 		if c.mapped {
 			unmapPages(c.mem)
 		}
+		inUse.Add(-int64(len(c.mem)))
 		c.used, c.dead = 0, 0
 		a.free = append(a.free, l.idx)
 	}
@@ -192,7 +205,7 @@ func (a *Arena) reclaim() {
 // and replace each by what move returns (the same handle unless the
 // record moved). It reports whether it compacted.
 func (a *Arena) Compact(walk func(move func(Handle) Handle)) bool {
-	if a.dead < 2*a.chunkSize || 4*a.dead < a.used {
+	if a.dead < 2*a.opts.ChunkSize || 4*a.dead < a.used {
 		return false
 	}
 	victims := a.victims()
@@ -222,7 +235,7 @@ func (a *Arena) victims() map[int]bool {
 	moved := 0
 	for _, i := range cand {
 		live := chunks[i].used - chunks[i].dead
-		if moved > 0 && moved+live > 4*a.chunkSize {
+		if moved > 0 && moved+live > 4*a.opts.ChunkSize {
 			break
 		}
 		moved += live
@@ -236,7 +249,7 @@ func (a *Arena) victims() map[int]bool {
 // them, and now reads it again where it moved.
 func (a *Arena) retire(victims map[int]bool) {
 	chunks := *a.chunks.Load()
-	now := a.now()
+	now := a.opts.Now()
 	for i := range victims {
 		c := chunks[i]
 		a.used -= c.used

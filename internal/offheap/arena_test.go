@@ -11,7 +11,8 @@ import (
 // after their limbo, and the epoch moves on with each step.
 func TestArenaCompactsAndReuses(t *testing.T) {
 	clock := time.Unix(0, 0)
-	a := New(1<<10, func() time.Time { return clock })
+	const limbo = time.Second
+	a := New(Options{ChunkSize: 1 << 10, Limbo: limbo, Now: func() time.Time { return clock }})
 	var live []Handle
 	var want []string // of live
 	for i := range 64 {
@@ -28,6 +29,9 @@ func TestArenaCompactsAndReuses(t *testing.T) {
 		}
 	}
 	before := a.Stats()
+	if InUse() != int64(before.Mapped) {
+		t.Errorf("InUse = %d, the only arena maps %d", InUse(), before.Mapped)
+	}
 	epoch := a.Epoch()
 	if !a.Compact(func(move func(Handle) Handle) {
 		for i, h := range live {
@@ -51,12 +55,15 @@ func TestArenaCompactsAndReuses(t *testing.T) {
 	if got := a.Stats().Mapped; got <= after.Mapped {
 		t.Errorf("a chunk in limbo was reused: %d bytes mapped, %d before", got, after.Mapped)
 	}
-	clock = clock.Add(Limbo)
+	clock = clock.Add(limbo)
 	mapped := a.Stats().Mapped
 	for range 4 {
 		a.Append(strings.Repeat("y", 1000))
 	}
 	if got := a.Stats().Mapped; got != mapped {
 		t.Errorf("freed chunks were not reused: %d bytes mapped, %d before", got, mapped)
+	}
+	if st := a.Stats(); InUse() != int64(st.Mapped-len(a.free)*(1<<10)) {
+		t.Errorf("InUse = %d with %d bytes mapped and %d chunks free", InUse(), st.Mapped, len(a.free))
 	}
 }
