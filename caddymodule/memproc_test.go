@@ -9,12 +9,14 @@ package caddymodule
 //
 // Both processes are this test binary run as Caddy (see TestMain), or
 // both the Caddy binary -mem.caddy names (e.g. the README's build, with
-// -mem.caddy "$PWD/caddy"), so their binaries are the same. The gateway's store is filled and the
-// tokens are minted in this process beforehand; the gateway process opens
-// the store like any node and only checks tokens and signs identity JWTs.
-// After every token was presented once the load goes on for -mem.duration
-// (10m for the issue's "no growth over a 10-minute run"; at most 30s for
-// plain Caddy), sampling the child's RSS every second.
+// -mem.caddy "$PWD/caddy"), so their binaries are the same. The gateway's
+// store is filled and the tokens are minted in this process beforehand;
+// the gateway process opens the store like any node and only checks
+// tokens and signs identity JWTs. After every token was presented once
+// (-mem.repeat times in a row: with 2 or more the identity cache fills to
+// its bound) the load goes on for -mem.duration (10m for the issue's "no
+// growth over a 10-minute run"; at most 30s for plain Caddy), sampling the
+// child's RSS every second.
 
 import (
 	"bufio"
@@ -42,6 +44,7 @@ var (
 	memDuration = flag.Duration("mem.duration", 30*time.Second,
 		"BenchmarkMemoryProcess: load after every token was presented once")
 	memProfile = flag.String("mem.profile", "", "BenchmarkMemoryProcess: write the gateway's heap profile at the end to this file")
+	memRepeat  = flag.Int("mem.repeat", 1, "BenchmarkMemoryProcess: present each token this many times in a row (2 or more fills the identity cache)")
 	memCache   = flag.Int("mem.cache", 0, "BenchmarkMemoryProcess: the gateway's identity_cache_size (0: the default)")
 	memCaddy   = flag.String("mem.caddy", "", "BenchmarkMemoryProcess: a Caddy binary with the plugin (the README's ./caddy) to run instead of this test binary")
 )
@@ -181,9 +184,10 @@ http://127.0.0.1:%d {
 
 	var next atomic.Int64
 	url := fmt.Sprintf("http://127.0.0.1:%d/orders", port)
+	repeat := int64(max(1, *memRepeat))
 	mk := func() *http.Request {
 		r, _ := http.NewRequest(http.MethodGet, url, nil)
-		r.Header.Set("Authorization", "Bearer "+tokens[int(next.Add(1)-1)%len(tokens)])
+		r.Header.Set("Authorization", "Bearer "+tokens[int((next.Add(1)-1)/repeat)%len(tokens)])
 		return r
 	}
 	sampler := func(ctx context.Context, keep *[]int64) *sync.WaitGroup {
@@ -211,7 +215,7 @@ http://127.0.0.1:%d {
 	ctx, cancel := context.WithCancel(context.Background())
 	wg := sampler(ctx, nil)
 	all := driveCtx(ctx, *loadConns, func() *http.Request {
-		if next.Load() >= int64(len(tokens)) {
+		if next.Load() >= repeat*int64(len(tokens)) {
 			cancel()
 		}
 		return mk()

@@ -11,6 +11,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -590,13 +591,21 @@ const identityShards = 64
 
 // identityCache is a bounded map of grants by token (or by the SHA-256 of
 // a remote token), sharded to keep lock contention low on the hot path;
-// when a shard is full it drops stale entries, or else one at random. The
-// key and the identity JWT of each entry — most of its size — are kept off
-// the Go heap (package offheap), where readers copy the JWT out under
+// when a shard is full it drops stale entries, or else one at random.
+//
+// A token's identity is cached the second time it is signed, not the
+// first (the doorkeeper of TinyLFU): a token used once — a client that
+// fetches a token per request, a sweep over many tokens — would only
+// push out identities that are used again, and cost memory. A token used
+// more than once is signed twice in all.
+//
+// The key and the identity JWT of each entry — most of its size — are kept
+// off the Go heap (package offheap), where readers copy the JWT out under
 // their shard's read lock; records move or go only under the write lock.
 type identityCache struct {
 	perShard int
 	seed     maphash.Seed
+	seen     []atomic.Uint64 // the doorkeeper: hashes of keys signed once, by hash modulo its length
 	arena    *offheap.Arena
 	arenaMu  sync.Mutex // serializes the arena's writers: put and its compaction
 	shards   [identityShards]struct {
@@ -614,7 +623,8 @@ type cached struct {
 }
 
 func newIdentityCache(size int) *identityCache {
-	c := &identityCache{perShard: max(1, size/identityShards), seed: maphash.MakeSeed(), arena: offheap.New(offheap.Options{})}
+	c := &identityCache{perShard: max(1, size/identityShards), seed: maphash.MakeSeed(), arena: offheap.New(offheap.Options{}),
+		seen: make([]atomic.Uint64, max(size, identityShards))}
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]cached)
 	}
@@ -650,9 +660,16 @@ func (c *identityCache) lookup(h uint64, key string) Identity {
 	return newIdentity(e.g, strings.Clone(rec[e.klen:]))
 }
 
-// put caches id under key; now tells stale entries.
+// put caches id under key if the doorkeeper remembers that key was put
+// before; now tells stale entries.
 func (c *identityCache) put(key string, id Identity, now int64) {
-	h := maphash.String(c.seed, key)
+	if h := maphash.String(c.seed, key); c.admit(h) {
+		c.store(h, key, id, now)
+	}
+}
+
+// store caches id under key, of hash h.
+func (c *identityCache) store(h uint64, key string, id Identity, now int64) {
 	c.arenaMu.Lock()
 	defer c.arenaMu.Unlock()
 	rec := c.arena.Append(key, id.bearer)
@@ -682,6 +699,17 @@ func (c *identityCache) put(key string, id Identity, now int64) {
 	s.m[h] = cached{g: id.Grant, rec: rec, klen: len(key)}
 	s.mu.Unlock()
 	c.arena.Compact(c.walk)
+}
+
+// admit reports whether the key of hash h was put before, as far as the
+// doorkeeper remembers: each slot holds the last hash that landed on it.
+func (c *identityCache) admit(h uint64) bool {
+	slot := &c.seen[h%uint64(len(c.seen))]
+	if slot.Load() == h {
+		return true
+	}
+	slot.Store(h)
+	return false
 }
 
 // drop removes the entry k of a shard's map m, whose lock the caller holds.

@@ -237,6 +237,7 @@ func TestIdentityCacheReuse(t *testing.T) {
 			e := newEnv(t)
 			tok := e.issue(e.newClient("svc")).AccessToken
 			rt := e.auth.NewRoute(testAudience, 0)
+			e.identity(t, rt, tok) // cached the second time (the doorkeeper)
 			first, v1 := e.identity(t, rt, tok)
 
 			e.clock.Advance(tt.advance)
@@ -355,6 +356,7 @@ func TestIdentityPerRoute(t *testing.T) {
 	e := newEnv(t)
 	tok := e.issue(e.newClient("svc")).AccessToken
 	ra, rb := e.auth.NewRoute("https://a.example.com", 0), e.auth.NewRoute("https://b.example.com", 0)
+	e.identity(t, ra, tok) // cached the second time (the doorkeeper)
 	ja, va := e.identity(t, ra, tok)
 	jb, vb := e.identity(t, rb, tok)
 	if ja == jb {
@@ -382,8 +384,10 @@ func TestIdentityCacheBounded(t *testing.T) {
 			var last Result
 			for i := 0; i < tokens; i++ {
 				last = e.check(t, e.issue(cl).AccessToken)
-				if _, err := rt.Identity(&last); err != nil {
-					t.Fatalf("Identity #%d: %v", i, err)
+				for range 2 { // cached the second time (the doorkeeper)
+					if _, err := rt.Identity(&last); err != nil {
+						t.Fatalf("Identity #%d: %v", i, err)
+					}
 				}
 				if n := rt.cache.len(); n > bound {
 					t.Fatalf("after %d tokens the cache holds %d entries, want at most %d", i+1, n, bound)
@@ -433,7 +437,7 @@ func TestIdentityCacheArena(t *testing.T) {
 	}
 	for i := range n {
 		g := &Grant{clientRev: uint64(i), exp: 1 << 40}
-		c.put(keyOf(i), newIdentity(g, "Bearer "+jwtOf(i)), 0)
+		cacheStore(c, keyOf(i), newIdentity(g, "Bearer "+jwtOf(i)), 0)
 		next.Store(int64(i))
 	}
 	close(done)
@@ -453,6 +457,37 @@ func TestIdentityCacheArena(t *testing.T) {
 	}
 	if st.Mapped > 3*live+12*(8<<10) {
 		t.Errorf("%d bytes mapped for %d live bytes after %d puts", st.Mapped, live, n)
+	}
+}
+
+// cacheStore caches id under key, past the doorkeeper.
+func cacheStore(c *identityCache, key string, id Identity, now int64) {
+	c.store(maphash.String(c.seed, key), key, id, now)
+}
+
+// An identity is cached the second time its token is signed: tokens used
+// once take no room and push out nothing, however many there are.
+func TestIdentityCacheAdmission(t *testing.T) {
+	e := newEnv(t)
+	cl := e.newClient("svc")
+	rt := e.auth.NewRoute(testAudience, 64)
+	hot := e.check(t, e.issue(cl).AccessToken)
+	first, _ := rt.Identity(&hot)
+	if rt.cache.len() != 0 {
+		t.Fatal("a token signed once is cached")
+	}
+	second, _ := rt.Identity(&hot)
+	if third, _ := rt.Identity(&hot); rt.cache.len() != 1 || third != second || second == first {
+		t.Fatalf("after three requests: %d entries, JWTs reused %v/%v; want the second cached", rt.cache.len(), third == second, second == first)
+	}
+	for range 1000 {
+		once := e.check(t, e.issue(cl).AccessToken)
+		if _, err := rt.Identity(&once); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again, _ := rt.Identity(&hot); rt.cache.len() != 1 || again != second {
+		t.Errorf("after 1000 tokens used once: %d entries, the hot token's JWT kept: %v", rt.cache.len(), again == second)
 	}
 }
 
@@ -496,10 +531,10 @@ func TestIdentityCacheEviction(t *testing.T) {
 			}
 			idIn0 := func(n byte) string { return inShard0[n] }
 			for i, exp := range tt.exps {
-				c.put(idIn0(byte(i)), newIdentity(&Grant{exp: exp}, "Bearer "+fmt.Sprint(i)), now)
+				cacheStore(c, idIn0(byte(i)), newIdentity(&Grant{exp: exp}, "Bearer "+fmt.Sprint(i)), now)
 			}
 			fresh := idIn0(100)
-			c.put(fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh"), now)
+			cacheStore(c, fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh"), now)
 			if id := c.get(fresh); id.JWT != "fresh" {
 				t.Fatal("the new entry is not cached")
 			}
@@ -522,7 +557,7 @@ func TestIdentityCacheEviction(t *testing.T) {
 			}
 			// Replacing an existing key in a full shard evicts nothing.
 			before := c.len()
-			c.put(fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh2"), now)
+			cacheStore(c, fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh2"), now)
 			if c.len() != before {
 				t.Errorf("overwriting a cached key changed len from %d to %d", before, c.len())
 			}
