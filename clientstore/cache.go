@@ -34,7 +34,8 @@ const maxStaleRetries = 3
 // issuance and checks never touch the disk. Reads are lock-free; writes go
 // to the Store first and replace the in-memory client as soon as the Store
 // acknowledges them, so a change is in effect on the very next request.
-// Clients are kept packed (see packed): Get decodes one for its caller.
+// Clients are kept packed (see packed), outside the Go heap: Get decodes
+// one for its caller.
 type Cache struct {
 	store   Store
 	secrets atomic.Pointer[secretHasher] // replaced only by a restore

@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-// packed is a client as the cache keeps it: every field in one immutable
-// string, a single allocation with no pointers for the garbage collector
-// to follow. A *Client struct alone is 352 bytes before its strings, maps
-// and slices; a typical client packs into about 200 bytes all told, and a
-// gateway holds a hundred thousand of them.
+// packed is a client as the cache keeps it: every field in one record of
+// bytes, kept off the Go heap (see clientMap). A *Client struct alone is
+// 352 bytes before its strings, maps and slices; a typical client packs
+// into under 200 bytes all told, and a gateway holds a hundred thousand of
+// them.
 //
 // Layout: the client_id (length-prefixed), then the revision and the
 // generation as 8 bytes each at a fixed distance from it, so the hot path
