@@ -211,7 +211,7 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 // identity JWT (see Identity). It is shared between requests: never modify
 // it. Its Result has no Client, a grant keeps only the client's revision
 // to know when it no longer holds, and no Token: the cache keeps the token
-// and the identity JWT off the Go heap.
+// off the Go heap.
 type Grant struct {
 	Result Result
 	// Placeholder resolves gatehouse.client_id, gatehouse.owner,
@@ -230,10 +230,10 @@ type Grant struct {
 	md            clientstore.Metadata
 }
 
-// Identity is what one request gets: the shared grant and the request's
-// own copy of the identity JWT. Header values made from it must be fresh
-// slices per request — handlers after ours may edit a request's header
-// values in place (request_header with a regex does).
+// Identity is what a request gets: the shared grant and its identity JWT.
+// Header values made from it must be fresh slices per request — handlers
+// after ours may edit a request's header values in place (request_header
+// with a regex does).
 type Identity struct {
 	*Grant
 	JWT    string // the identity JWT
@@ -599,9 +599,11 @@ const identityShards = 64
 // push out identities that are used again, and cost memory. A token used
 // more than once is signed twice in all.
 //
-// The key and the identity JWT of each entry — most of its size — are kept
-// off the Go heap (package offheap), where readers copy the JWT out under
-// their shard's read lock; records move or go only under the write lock.
+// The key of each entry (a token is a few hundred bytes) is kept off the
+// Go heap (package offheap), where readers compare it under their shard's
+// read lock; records move or go only under the write lock. The identity
+// JWT stays on the heap: requests share it rather than copy it, which
+// would cost every request an allocation of its size.
 type identityCache struct {
 	perShard int
 	seed     maphash.Seed
@@ -614,12 +616,12 @@ type identityCache struct {
 	}
 }
 
-// cached is an entry: its grant, and its record in the arena, the key
-// (klen bytes) followed by "Bearer " and the identity JWT.
+// cached is an entry: its grant, "Bearer " and the identity JWT, and its
+// key in the arena.
 type cached struct {
-	g    *Grant
-	rec  offheap.Handle
-	klen int
+	g      *Grant
+	bearer string
+	key    offheap.Handle
 }
 
 func newIdentityCache(size int) *identityCache {
@@ -632,7 +634,7 @@ func newIdentityCache(size int) *identityCache {
 }
 
 // get returns the Identity cached under key, the zero Identity if there
-// is none. Its JWT is a copy of the request's own.
+// is none.
 func (c *identityCache) get(key string) Identity {
 	return c.lookup(maphash.String(c.seed, key), key)
 }
@@ -653,11 +655,10 @@ func (c *identityCache) lookup(h uint64, key string) Identity {
 	if !ok {
 		return Identity{}
 	}
-	rec := c.arena.String(e.rec)
-	if rec[:e.klen] != key {
+	if c.arena.String(e.key) != key {
 		return Identity{} // another key of the same hash
 	}
-	return newIdentity(e.g, strings.Clone(rec[e.klen:]))
+	return newIdentity(e.g, e.bearer)
 }
 
 // put caches id under key if the doorkeeper remembers that key was put
@@ -672,11 +673,11 @@ func (c *identityCache) put(key string, id Identity, now int64) {
 func (c *identityCache) store(h uint64, key string, id Identity, now int64) {
 	c.arenaMu.Lock()
 	defer c.arenaMu.Unlock()
-	rec := c.arena.Append(key, id.bearer)
+	rec := c.arena.Append(key)
 	s := &c.shards[h%identityShards]
 	s.mu.Lock()
 	if old, ok := s.m[h]; ok {
-		c.arena.Release(old.rec)
+		c.arena.Release(old.key)
 	} else if len(s.m) >= c.perShard {
 		// Look at a few entries (map order is random): drop the stale
 		// ones, or the last one seen if none is stale.
@@ -696,7 +697,7 @@ func (c *identityCache) store(h uint64, key string, id Identity, now int64) {
 			c.drop(s.m, victim)
 		}
 	}
-	s.m[h] = cached{g: id.Grant, rec: rec, klen: len(key)}
+	s.m[h] = cached{g: id.Grant, bearer: id.bearer, key: rec}
 	s.mu.Unlock()
 	c.arena.Compact(c.walk)
 }
@@ -715,7 +716,7 @@ func (c *identityCache) admit(h uint64) bool {
 // drop removes the entry k of a shard's map m, whose lock the caller holds.
 func (c *identityCache) drop(m map[uint64]cached, k uint64) {
 	if e, ok := m[k]; ok {
-		c.arena.Release(e.rec)
+		c.arena.Release(e.key)
 		delete(m, k)
 	}
 }
@@ -726,8 +727,8 @@ func (c *identityCache) walk(move func(offheap.Handle) offheap.Handle) {
 		s := &c.shards[i]
 		s.mu.Lock()
 		for k, e := range s.m {
-			if n := move(e.rec); n != e.rec {
-				e.rec = n
+			if n := move(e.key); n != e.key {
+				e.key = n
 				s.m[k] = e
 			}
 		}

@@ -444,7 +444,7 @@ func TestRemoteTokenNotKept(t *testing.T) {
 	for i := range rt.cache.shards {
 		for _, c := range rt.cache.shards[i].m {
 			n++
-			if rec := rt.cache.arena.String(c.rec); strings.Contains(rec, "secret-token-value") || c.g.Result.Token != "" {
+			if rec := rt.cache.arena.String(c.key); strings.Contains(rec, "secret-token-value") || c.g.Result.Token != "" {
 				t.Errorf("route cache holds the token (record %q, Token %q)", rec, c.g.Result.Token)
 			}
 		}
