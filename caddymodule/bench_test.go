@@ -11,19 +11,12 @@ package caddymodule
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -194,113 +187,4 @@ func (g *benchGateway) server() *Server {
 	s := &Server{}
 	s.setup(g.app, zap.NewNop())
 	return s
-}
-
-var (
-	memClients = flag.Int("mem.clients", 100_000, "clients in the store for BenchmarkMemory")
-	memTokens  = flag.Int("mem.tokens", 1_000_000, "distinct tokens presented in BenchmarkMemory")
-)
-
-// BenchmarkMemory is P4: the gateway's memory with -mem.clients clients in
-// the store after -mem.tokens distinct live tokens went through a protected
-// route (each a cache miss: opened, checked, signed, cached). It reports
-// the heap in use after a GC, which is what the gateway keeps: the client
-// cache and the bounded grant cache.
-//
-//	go test ./caddymodule -run '^$' -bench '^BenchmarkMemory$' -benchtime 1x
-func BenchmarkMemory(b *testing.B) {
-	dir := b.TempDir()
-	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		dir, _ = os.MkdirTemp("/dev/shm", "gatehouse-mem") // setup speed only: fsync is free there
-		defer os.RemoveAll(dir)
-	}
-	start := time.Now()
-	app, clients := memGateway(b, filepath.Join(dir, "mem.db"), *memClients)
-	defer app.state.store.Close()
-	heapClients := heapInUse()
-	fmt.Printf("\n%d clients stored in %s; heap in use %d MiB\n", len(clients), time.Since(start).Round(time.Millisecond), heapClients>>20)
-
-	g := &benchGateway{app: app}
-	p := g.protect(b)
-	start = time.Now()
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rec := httptest.NewRecorder()
-			for i := w; i < *memTokens; i += workers {
-				tok, err := memToken(app, clients[i%len(clients)])
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				r := benchRequest(tok)
-				if err := p.ServeHTTP(rec, prepared(r, rec), nopHandler); err != nil || r.Header.Get("X-Identity-Token") == "spoofed" {
-					b.Errorf("token %d refused: %v", i, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	heapAfter := heapInUse()
-	fmt.Printf("%d distinct tokens presented in %s; heap in use %d MiB (grant cache bound %d); RSS %s\n",
-		*memTokens, time.Since(start).Round(time.Millisecond), heapAfter>>20, introspection.DefaultIdentityCacheSize, rss())
-	b.ReportMetric(float64(heapAfter)/(1<<20), "heap-MiB")
-	runtime.KeepAlive(p) // the route's grant cache and, through it, the client cache must count in the measurement
-}
-
-// memGateway stores n clients shaped like real ones (scopes, an audience,
-// an owner, nested metadata) in a new bbolt store at path and returns the
-// gateway over it and the clients' ids. The caller closes the store.
-func memGateway(b *testing.B, path string, n int) (*App, []string) {
-	ctx := context.Background()
-	store, err := clientstore.OpenBolt(path, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	st, err := openStateOn(ctx, store, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, err := introspection.LoadSigner(ctx, store, introspection.DefaultAlg)
-	if err != nil {
-		store.Close()
-		b.Fatal(err)
-	}
-	app := &App{Issuer: "https://auth.example.com", logger: zap.NewNop(), state: st}
-	app.auth = introspection.NewAuthority(introspection.Config{Issuer: app.Issuer}, st.clients, st.sealer, signer, st.revocations)
-	ids := make([]string, n)
-	for i := range ids {
-		c, _, err := st.clients.Create(ctx, &clientstore.Client{
-			ID: fmt.Sprintf("client-%06d", i), Scope: "orders:read orders:write",
-			Audience: []string{"https://api.example.com"}, Owner: "team-" + strconv.Itoa(i%100),
-			Metadata: clientstore.Metadata{"realm": map[string]any{"id": strconv.Itoa(i)}, "tier": "gold"},
-		})
-		if err != nil {
-			store.Close()
-			b.Fatal(err)
-		}
-		ids[i] = c.ID
-	}
-	return app, ids
-}
-
-// memToken issues a new token to the client id.
-func memToken(app *App, id string) (string, error) {
-	cl, _ := app.state.clients.Get(id)
-	tok, err := app.auth.Issue(cl, "orders:read", nil)
-	if err != nil {
-		return "", err
-	}
-	return tok.AccessToken, nil
-}
-
-func heapInUse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
 }

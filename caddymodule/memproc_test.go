@@ -37,10 +37,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/gatehousehq/gatehouse/clientstore/etcdtest"
+	"github.com/gatehousehq/gatehouse/introspection"
+	"go.uber.org/zap"
 )
 
 var (
+	memClients  = flag.Int("mem.clients", 100_000, "BenchmarkMemoryProcess: clients in the store")
+	memTokens   = flag.Int("mem.tokens", 1_000_000, "BenchmarkMemoryProcess: distinct tokens presented")
 	memDuration = flag.Duration("mem.duration", 30*time.Second,
 		"BenchmarkMemoryProcess: load after every token was presented once")
 	memProfile = flag.String("mem.profile", "", "BenchmarkMemoryProcess: write the gateway's heap profile at the end to this file")
@@ -115,6 +120,52 @@ func memFixture(b *testing.B, path string) []string {
 		}
 	}
 	return tokens
+}
+
+// memGateway stores n clients shaped like real ones (scopes, an audience,
+// an owner, nested metadata) in a new bbolt store at path and returns the
+// gateway over it and the clients' ids. The caller closes the store.
+func memGateway(b *testing.B, path string, n int) (*App, []string) {
+	ctx := context.Background()
+	store, err := clientstore.OpenBolt(path, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := openStateOn(ctx, store, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := introspection.LoadSigner(ctx, store, introspection.DefaultAlg)
+	if err != nil {
+		store.Close()
+		b.Fatal(err)
+	}
+	app := &App{Issuer: "https://auth.example.com", logger: zap.NewNop(), state: st}
+	app.auth = introspection.NewAuthority(introspection.Config{Issuer: app.Issuer}, st.clients, st.sealer, signer, st.revocations)
+	ids := make([]string, n)
+	for i := range ids {
+		c, _, err := st.clients.Create(ctx, &clientstore.Client{
+			ID: fmt.Sprintf("client-%06d", i), Scope: "orders:read orders:write",
+			Audience: []string{"https://api.example.com"}, Owner: "team-" + strconv.Itoa(i%100),
+			Metadata: clientstore.Metadata{"realm": map[string]any{"id": strconv.Itoa(i)}, "tier": "gold"},
+		})
+		if err != nil {
+			store.Close()
+			b.Fatal(err)
+		}
+		ids[i] = c.ID
+	}
+	return app, ids
+}
+
+// memToken issues a new token to the client id.
+func memToken(app *App, id string) (string, error) {
+	cl, _ := app.state.clients.Get(id)
+	tok, err := app.auth.Issue(cl, "orders:read", nil)
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
 }
 
 // memResult is what one Caddy process did under the load, RSS in bytes.
