@@ -15,7 +15,7 @@ import (
 // JWT for both. A Result may be shared between requests: never modify it,
 // its slices or what it points to.
 type Result struct {
-	Token string // the token as presented; empty once a remote result is cached
+	Token string // the token as presented; empty in a cached Grant (the cache keeps the token)
 	// Claims: client_id, scope, aud, iat and exp for both kinds; the
 	// generation and ID (jti) only for Gatehouse's own tokens. A remote
 	// token without exp has ExpiresAt 0.
