@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/gatehousehq/gatehouse/internal/offheap"
+	"github.com/gatehousehq/gatehouse/clientstore/offheap"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gatehousehq/gatehouse/internal/offheap"
+	"github.com/gatehousehq/gatehouse/clientstore/offheap"
 )
 
 // clientShards is the number of shards of a clientMap: a write rebuilds

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gatehousehq/gatehouse/internal/offheap"
+	"github.com/gatehousehq/gatehouse/clientstore/offheap"
 )
 
 // clientMap against a plain map under random single and batched writes.

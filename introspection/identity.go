@@ -16,7 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
-	"github.com/gatehousehq/gatehouse/internal/offheap"
+	"github.com/gatehousehq/gatehouse/clientstore/offheap"
 )
 
 // DefaultIdentityCacheSize bounds the identity-JWT cache of one route.

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
-	"github.com/gatehousehq/gatehouse/internal/offheap"
+	"github.com/gatehousehq/gatehouse/clientstore/offheap"
 	"github.com/go-jose/go-jose/v4"
 )
 
