@@ -120,13 +120,10 @@ func (a *Arena) String(h Handle) string {
 	return unsafe.String(&c.mem[h.off()], h.Len())
 }
 
-// Append copies the concatenation of parts into the arena and returns its
-// handle. It panics if that is empty or longer than MaxRecord.
-func (a *Arena) Append(parts ...string) Handle {
-	n := 0
-	for _, p := range parts {
-		n += len(p)
-	}
+// Append copies s into the arena and returns its handle. It panics if s
+// is empty or longer than MaxRecord.
+func (a *Arena) Append(s string) Handle {
+	n := len(s)
 	if n == 0 || n > MaxRecord {
 		panic("offheap: record of impossible size")
 	}
@@ -137,9 +134,7 @@ func (a *Arena) Append(parts ...string) Handle {
 	}
 	c := chunks[a.cur]
 	off := c.used
-	for _, p := range parts {
-		c.used += copy(c.mem[c.used:], p)
-	}
+	c.used += copy(c.mem[off:], s)
 	a.used += n
 	return handle(a.cur, off, n)
 }
