@@ -207,13 +207,16 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 	return rt
 }
 
-// Grant is what a request with a valid token gets on a route, but for the
-// identity JWT (see Identity). It is shared between requests: never modify
-// it. Its Result has no Client, a grant keeps only the client's revision
-// to know when it no longer holds, and no Token: the cache keeps the token
-// off the Go heap.
+// Grant is what a request with a valid token gets on a route. It is shared
+// between requests: never modify it. Its Result has no Client, a grant
+// keeps only the client's revision to know when it no longer holds, and
+// no Token: the cache keeps the token off the Go heap. Header values made
+// from it must be fresh slices per request — handlers after ours may edit
+// a request's header values in place (request_header with a regex does).
 type Grant struct {
 	Result Result
+	JWT    string // the identity JWT
+	bearer string // "Bearer " + JWT, the same memory
 	// Placeholder resolves gatehouse.client_id, gatehouse.owner,
 	// gatehouse.scope and gatehouse.metadata.<path>.
 	Placeholder func(key string) (any, bool)
@@ -230,40 +233,25 @@ type Grant struct {
 	md            clientstore.Metadata
 }
 
-// Identity is what a request gets: the shared grant and its identity JWT.
-// Header values made from it must be fresh slices per request — handlers
-// after ours may edit a request's header values in place (request_header
-// with a regex does).
-type Identity struct {
-	*Grant
-	JWT    string // the identity JWT
-	bearer string // "Bearer " + JWT, the same memory
-}
-
-// newIdentity makes the Identity of g from bearer, "Bearer " and the JWT.
-func newIdentity(g *Grant, bearer string) Identity {
-	return Identity{Grant: g, JWT: bearer[len(bearerPrefix):], bearer: bearer}
-}
-
 const bearerPrefix = "Bearer "
 
 // Bearer is the identity JWT as an Authorization header value, without
 // allocating.
-func (id Identity) Bearer() string { return id.bearer }
+func (g *Grant) Bearer() string { return g.bearer }
 
 // Authorize checks token for this route: valid (else the token error, or
 // ErrUnavailable when a remote server cannot answer), then the route
 // policy on every request, cached or not (else ErrInsufficientScope). It
 // signs an identity JWT only on a cache miss.
-func (rt *Route) Authorize(ctx context.Context, token string) (Identity, error) {
+func (rt *Route) Authorize(ctx context.Context, token string) (*Grant, error) {
 	now := rt.auth.now().Unix()
-	if id := rt.cache.get(token); id.Grant != nil && id.Result.Remote == nil && now < id.refreshAt && rt.current(id.Grant) {
-		return rt.admit(id)
+	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
+		return rt.admit(g)
 	}
 	if rt.remote != nil {
 		key := remoteKey(token)
-		if id := rt.cache.getBytes(key[:]); id.Grant != nil && id.Result.Remote != nil && now < id.refreshAt && rt.currentRemote(id.Grant) {
-			return rt.admit(id)
+		if g := rt.cache.getBytes(key[:]); g != nil && g.Result.Remote != nil && now < g.refreshAt && rt.currentRemote(g) {
+			return rt.admit(g)
 		}
 		if !rt.owns(token) {
 			return rt.authorizeRemote(ctx, token, string(key[:]), now)
@@ -271,38 +259,38 @@ func (rt *Route) Authorize(ctx context.Context, token string) (Identity, error) 
 	}
 	res, err := rt.auth.Check(token)
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	if !rt.allows(&res) {
-		return Identity{}, &ScopeError{ClientID: res.Client.ID}
+		return nil, &ScopeError{ClientID: res.Client.ID}
 	}
 	return rt.sign(&res, now, token)
 }
 
 // admit applies the route policy to a cached grant.
-func (rt *Route) admit(id Identity) (Identity, error) {
-	if !rt.allows(&id.Result) {
-		return Identity{}, &ScopeError{ClientID: id.Result.ClientID()}
+func (rt *Route) admit(g *Grant) (*Grant, error) {
+	if !rt.allows(&g.Result) {
+		return nil, &ScopeError{ClientID: g.Result.ClientID()}
 	}
-	return id, nil
+	return g, nil
 }
 
 // authorizeRemote has the remote server check token, enriches the result
 // and applies the policy.
-func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int64) (Identity, error) {
+func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int64) (*Grant, error) {
 	res, err := rt.remote.Introspect(ctx, token)
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	if res.Remote == nil {
 		res.Remote = &Remote{} // a result without Until is never reused
 	}
 	res.Client = nil
 	if err := rt.enrichResult(&res); err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	if !rt.allows(&res) {
-		return Identity{}, &ScopeError{ClientID: res.ClientID()}
+		return nil, &ScopeError{ClientID: res.ClientID()}
 	}
 	return rt.sign(&res, now, key)
 }
@@ -465,20 +453,20 @@ func (rt *Route) Identity(r *Result) (string, error) {
 		k := remoteKey(r.Token)
 		key = string(k[:])
 	}
-	if id := rt.cache.get(key); id.Grant != nil && id.Result.Claims.ClientID == r.Claims.ClientID && id.clientRev == revision(r.Client) &&
-		(id.Result.Remote == nil) == (r.Remote == nil) && now < id.refreshAt {
-		return id.JWT, nil
+	if g := rt.cache.get(key); g != nil && g.Result.Claims.ClientID == r.Claims.ClientID && g.clientRev == revision(r.Client) &&
+		(g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
+		return g.JWT, nil
 	}
-	id, err := rt.sign(r, now, key)
+	g, err := rt.sign(r, now, key)
 	if err != nil {
 		return "", err
 	}
-	return id.JWT, nil
+	return g.JWT, nil
 }
 
 // sign signs a new identity JWT for r and caches the grant under key: the
 // token of a local result, the SHA-256 of a remote one.
-func (rt *Route) sign(r *Result, now int64, key string) (Identity, error) {
+func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	exp := now + int64(rt.auth.cfg.IdentityTTL.Seconds())
 	if r.Claims.ExpiresAt > 0 && r.Claims.ExpiresAt < exp {
 		exp = r.Claims.ExpiresAt
@@ -489,7 +477,7 @@ func (rt *Route) sign(r *Result, now int64, key string) (Identity, error) {
 	}
 	var jti [16]byte
 	if _, err := rand.Read(jti[:]); err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	var ext any = emptyExt
 	var md json.RawMessage // a local client's metadata
@@ -501,7 +489,7 @@ func (rt *Route) sign(r *Result, now int64, key string) (Identity, error) {
 		// The metadata as the cache keeps it: compact JSON, not decoded.
 		var err error
 		if md, err = r.Client.MetadataJSON(); err != nil {
-			return Identity{}, err
+			return nil, err
 		}
 		if md != nil {
 			ext = md
@@ -522,18 +510,20 @@ func (rt *Route) sign(r *Result, now int64, key string) (Identity, error) {
 		Ext:      ext,
 	})
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	jwt, err := rt.auth.signer.Sign(payload)
 	if err != nil {
-		return Identity{}, err
+		return nil, err
 	}
 	g := &Grant{
 		Result:    *r,
 		clientRev: revision(r.Client),
 		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
+		bearer:    bearerPrefix + jwt,
 	}
+	g.JWT = g.bearer[len(bearerPrefix):]
 	buf := owner + string(md)
 	g.owner, g.mdJSON = buf[:len(owner)], buf[len(owner):]
 	g.Result.Client, g.Result.Token = nil, "" // the revision is all a grant needs of the client; the cache keeps the token
@@ -542,11 +532,10 @@ func (rt *Route) sign(r *Result, now int64, key string) (Identity, error) {
 		g.refreshAt = min(g.refreshAt, r.Remote.Until.Unix())
 	}
 	g.Placeholder = g.placeholder
-	id := newIdentity(g, bearerPrefix+jwt)
 	if key != "" && now < g.refreshAt {
-		rt.cache.put(key, id, now)
+		rt.cache.put(key, g, now)
 	}
-	return id, nil
+	return g, nil
 }
 
 // emptyExt is the `ext` of an identity without metadata.
@@ -616,12 +605,10 @@ type identityCache struct {
 	}
 }
 
-// cached is an entry: its grant, "Bearer " and the identity JWT, and its
-// key in the arena.
+// cached is an entry: its grant and its key in the arena.
 type cached struct {
-	g      *Grant
-	bearer string
-	key    offheap.Handle
+	g   *Grant
+	key offheap.Handle
 }
 
 func newIdentityCache(size int) *identityCache {
@@ -633,44 +620,40 @@ func newIdentityCache(size int) *identityCache {
 	return c
 }
 
-// get returns the Identity cached under key, the zero Identity if there
-// is none.
-func (c *identityCache) get(key string) Identity {
+// get returns the grant cached under key, nil if there is none.
+func (c *identityCache) get(key string) *Grant {
 	return c.lookup(maphash.String(c.seed, key), key)
 }
 
 // getBytes is get for a key held in bytes, without allocating.
-func (c *identityCache) getBytes(key []byte) Identity {
+func (c *identityCache) getBytes(key []byte) *Grant {
 	if len(key) == 0 {
-		return Identity{}
+		return nil
 	}
 	return c.lookup(maphash.Bytes(c.seed, key), unsafe.String(&key[0], len(key))) // only compared
 }
 
-func (c *identityCache) lookup(h uint64, key string) Identity {
+func (c *identityCache) lookup(h uint64, key string) *Grant {
 	s := &c.shards[h%identityShards]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, ok := s.m[h]
-	if !ok {
-		return Identity{}
+	if !ok || c.arena.String(e.key) != key { // none, or another key of the same hash
+		return nil
 	}
-	if c.arena.String(e.key) != key {
-		return Identity{} // another key of the same hash
-	}
-	return newIdentity(e.g, e.bearer)
+	return e.g
 }
 
-// put caches id under key if the doorkeeper remembers that key was put
+// put caches g under key if the doorkeeper remembers that key was put
 // before; now tells stale entries.
-func (c *identityCache) put(key string, id Identity, now int64) {
+func (c *identityCache) put(key string, g *Grant, now int64) {
 	if h := maphash.String(c.seed, key); c.admit(h) {
-		c.store(h, key, id, now)
+		c.store(h, key, g, now)
 	}
 }
 
-// store caches id under key, of hash h.
-func (c *identityCache) store(h uint64, key string, id Identity, now int64) {
+// store caches g under key, of hash h.
+func (c *identityCache) store(h uint64, key string, g *Grant, now int64) {
 	c.arenaMu.Lock()
 	defer c.arenaMu.Unlock()
 	rec := c.arena.Append(key)
@@ -697,7 +680,7 @@ func (c *identityCache) store(h uint64, key string, id Identity, now int64) {
 			c.drop(s.m, victim)
 		}
 	}
-	s.m[h] = cached{g: id.Grant, bearer: id.bearer, key: rec}
+	s.m[h] = cached{g: g, key: rec}
 	s.mu.Unlock()
 	c.arena.Compact(c.walk)
 }

@@ -393,7 +393,7 @@ func TestIdentityCacheBounded(t *testing.T) {
 					t.Fatalf("after %d tokens the cache holds %d entries, want at most %d", i+1, n, bound)
 				}
 			}
-			if rt.cache.get(last.Token).Grant == nil {
+			if rt.cache.get(last.Token) == nil {
 				t.Error("the most recent token's JWT is not cached")
 			}
 			if n := rt.cache.len(); n < bound/2 {
@@ -428,16 +428,17 @@ func TestIdentityCacheArena(t *testing.T) {
 				if i < 0 {
 					continue
 				}
-				if id := c.get(keyOf(i)); id.Grant != nil && (id.JWT != jwtOf(i) || id.Bearer() != "Bearer "+jwtOf(i) || id.clientRev != uint64(i)) {
-					t.Errorf("get(%s) = JWT %.20q… of grant %d", keyOf(i), id.JWT, id.clientRev)
+				if g := c.get(keyOf(i)); g != nil && (g.JWT != jwtOf(i) || g.Bearer() != "Bearer "+jwtOf(i) || g.clientRev != uint64(i)) {
+					t.Errorf("get(%s) = JWT %.20q… of grant %d", keyOf(i), g.JWT, g.clientRev)
 					return
 				}
 			}
 		})
 	}
 	for i := range n {
-		g := &Grant{clientRev: uint64(i), exp: 1 << 40}
-		cacheStore(c, keyOf(i), newIdentity(g, "Bearer "+jwtOf(i)), 0)
+		g := testGrant(jwtOf(i), 1<<40)
+		g.clientRev = uint64(i)
+		cacheStore(c, keyOf(i), g, 0)
 		next.Store(int64(i))
 	}
 	close(done)
@@ -445,8 +446,8 @@ func TestIdentityCacheArena(t *testing.T) {
 	if got := c.len(); got > 64 {
 		t.Errorf("%d entries, want at most 64", got)
 	}
-	if id := c.get(keyOf(n - 1)); id.JWT != jwtOf(n-1) {
-		t.Errorf("the last JWT put is not cached: %.20q…", id.JWT)
+	if g := c.get(keyOf(n - 1)); g == nil || g.JWT != jwtOf(n-1) {
+		t.Errorf("the last JWT put is not cached: %+v", g)
 	}
 	c.arenaMu.Lock()
 	st := c.arena.Stats()
@@ -460,9 +461,14 @@ func TestIdentityCacheArena(t *testing.T) {
 	}
 }
 
-// cacheStore caches id under key, past the doorkeeper.
-func cacheStore(c *identityCache, key string, id Identity, now int64) {
-	c.store(maphash.String(c.seed, key), key, id, now)
+// cacheStore caches g under key, past the doorkeeper.
+func cacheStore(c *identityCache, key string, g *Grant, now int64) {
+	c.store(maphash.String(c.seed, key), key, g, now)
+}
+
+// testGrant is a grant with only an identity JWT and an expiry.
+func testGrant(jwt string, exp int64) *Grant {
+	return &Grant{JWT: jwt, bearer: bearerPrefix + jwt, exp: exp}
 }
 
 // An identity is cached the second time its token is signed: tokens used
@@ -531,16 +537,16 @@ func TestIdentityCacheEviction(t *testing.T) {
 			}
 			idIn0 := func(n byte) string { return inShard0[n] }
 			for i, exp := range tt.exps {
-				cacheStore(c, idIn0(byte(i)), newIdentity(&Grant{exp: exp}, "Bearer "+fmt.Sprint(i)), now)
+				cacheStore(c, idIn0(byte(i)), testGrant(fmt.Sprint(i), exp), now)
 			}
 			fresh := idIn0(100)
-			cacheStore(c, fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh"), now)
-			if id := c.get(fresh); id.JWT != "fresh" {
+			cacheStore(c, fresh, testGrant("fresh", now+100), now)
+			if g := c.get(fresh); g == nil || g.JWT != "fresh" {
 				t.Fatal("the new entry is not cached")
 			}
 			alive := 0
 			for i := range tt.exps {
-				if c.get(idIn0(byte(i))).Grant != nil {
+				if c.get(idIn0(byte(i))) != nil {
 					alive++
 				}
 			}
@@ -548,7 +554,7 @@ func TestIdentityCacheEviction(t *testing.T) {
 				t.Errorf("%d old entries survive, want %d", alive, tt.wantAlive)
 			}
 			for _, i := range tt.wantGone {
-				if c.get(idIn0(byte(i))).Grant != nil {
+				if c.get(idIn0(byte(i))) != nil {
 					t.Errorf("stale entry %d (exp %d) survived, want it evicted first", i, tt.exps[i])
 				}
 			}
@@ -557,7 +563,7 @@ func TestIdentityCacheEviction(t *testing.T) {
 			}
 			// Replacing an existing key in a full shard evicts nothing.
 			before := c.len()
-			cacheStore(c, fresh, newIdentity(&Grant{exp: now + 100}, "Bearer fresh2"), now)
+			cacheStore(c, fresh, testGrant("fresh2", now+100), now)
 			if c.len() != before {
 				t.Errorf("overwriting a cached key changed len from %d to %d", before, c.len())
 			}

@@ -79,7 +79,7 @@ func (e *env) remoteRoute(fi Introspector, enrich Enrichment, scopes ...string) 
 	return e.auth.Route(RouteConfig{Scopes: scopes, Audience: testAudience, Remote: fi, Enrich: enrich})
 }
 
-func (e *env) authorize(t testing.TB, rt *Route, tok string) (Identity, verifiedJWT) {
+func (e *env) authorize(t testing.TB, rt *Route, tok string) (*Grant, verifiedJWT) {
 	t.Helper()
 	g, err := rt.Authorize(context.Background(), tok)
 	if err != nil {
@@ -122,7 +122,7 @@ func TestRemoteTokenIdentity(t *testing.T) {
 	if g.Result.Token != "" || g.Result.Issuer != remoteIssuer {
 		t.Errorf("grant keeps token %q issuer %q; want no token and the remote issuer", g.Result.Token, g.Result.Issuer)
 	}
-	if rt := e.remoteRoute(fi, ""); rt.cache.get("ory_at_abc").Grant != nil {
+	if rt := e.remoteRoute(fi, ""); rt.cache.get("ory_at_abc") != nil {
 		t.Error("fresh route has the token cached")
 	}
 }
