@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -331,18 +330,8 @@ func openStateOn(ctx context.Context, store clientstore.Store, logger *zap.Logge
 		store.Close()
 		return nil, err
 	}
-	if st.clients.Len() >= freeAfterLoad {
-		// Loading decoded every client once: the garbage is several
-		// times what the clients keep (they live off the Go heap), and
-		// the runtime would hand it back to the OS only over minutes.
-		debug.FreeOSMemory()
-	}
 	return st, nil
 }
-
-// freeAfterLoad is the number of clients from which a store's initial
-// load ends by returning its garbage to the OS.
-const freeAfterLoad = 10_000
 
 func loadState(ctx context.Context, store clientstore.Store, logger *zap.Logger) (*state, error) {
 	if logger == nil {

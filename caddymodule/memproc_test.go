@@ -335,27 +335,7 @@ func heapOf(admin string) (uint64, string) {
 	f := func(n uint64) float64 { return float64(n) / (1 << 20) }
 	line := fmt.Sprintf("MiB: heap alloc %.1f, in use %.1f, idle not released %.1f, next GC %.1f, stacks %.1f, spans %.1f, GC %.1f, other %.1f, sys %.1f",
 		f(m.HeapAlloc), f(m.HeapInuse), f(m.HeapIdle-m.HeapReleased), f(m.NextGC), f(m.StackInuse), f(m.MSpanInuse), f(m.GCSys), f(m.OtherSys), f(m.Sys))
-	if off, ok := metricOf(admin, "gatehouse_offheap_bytes"); ok {
-		line += fmt.Sprintf(", off-heap %.1f", off/(1<<20))
-	}
 	return m.HeapInuse, line
-}
-
-// metricOf reads an unlabelled metric from Caddy's admin /metrics.
-func metricOf(admin, name string) (float64, bool) {
-	resp, err := http.Get(admin + "/metrics")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
 }
 
 func saveURL(b *testing.B, url, path string) {

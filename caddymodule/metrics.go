@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/gatehousehq/gatehouse/clientstore/offheap"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,10 +25,6 @@ func (a *App) registerMetrics(ctx caddy.Context) error {
 			Namespace: "gatehouse", Subsystem: "storage", Name: "view_age_seconds",
 			Help: "Seconds since the store last confirmed this node's view of clients, keys and revocations (0 for bbolt).",
 		}, func() float64 { return st.sync.Status().Age(time.Now()).Seconds() }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: "gatehouse", Name: "offheap_bytes",
-			Help: "Memory held outside the Go heap for clients and cached identity JWTs, in bytes: Go's memory metrics do not count it.",
-		}, func() float64 { return float64(offheap.InUse()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: "gatehouse", Subsystem: "storage", Name: "resyncs_total",
 			Help: "Full reloads of the store after a broken or compacted watch.",

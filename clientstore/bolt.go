@@ -148,10 +148,9 @@ func (s *BoltStore) Path() string { return s.path }
 func (s *BoltStore) Close() error { return s.db.Close() }
 
 // record is a client as persisted: its JSON form plus the fields that
-// never leave the store. It embeds clientJSON, not Client, so that
-// Client's MarshalJSON is not promoted (it would drop these fields).
+// never leave the store.
 type record struct {
-	*clientJSON
+	*Client
 	SecretHash              string     `json:"secret_hash,omitempty"`
 	PreviousSecretHash      string     `json:"previous_secret_hash,omitempty"`
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
@@ -160,22 +159,18 @@ type record struct {
 }
 
 func encodeClient(c *Client) ([]byte, error) {
-	r := record{clientJSON: (*clientJSON)(c), SecretHash: c.SecretHash, Generation: c.Generation, Revision: c.Revision}
+	r := record{Client: c, SecretHash: c.SecretHash, Generation: c.Generation, Revision: c.Revision}
 	if c.PreviousSecretHash != "" {
 		r.PreviousSecretHash = c.PreviousSecretHash
 		exp := c.PreviousSecretExpiresAt.UTC()
 		r.PreviousSecretExpiresAt = &exp
 	}
-	b, err := json.Marshal(r)
-	if err != nil || c.Metadata != nil || c.snapJSON() == "" {
-		return b, err
-	}
-	return spliceMetadata(b, c.snapJSON()) // a cache snapshot
+	return json.Marshal(r)
 }
 
 func decodeClient(b []byte) (*Client, error) {
 	c := new(Client)
-	r := record{clientJSON: (*clientJSON)(c)}
+	r := record{Client: c}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&r); err != nil {
@@ -187,6 +182,11 @@ func decodeClient(b []byte) (*Client, error) {
 	if r.PreviousSecretHash != "" && r.PreviousSecretExpiresAt != nil {
 		c.PreviousSecretHash = r.PreviousSecretHash
 		c.PreviousSecretExpiresAt = *r.PreviousSecretExpiresAt
+	}
+	// Only valid clients are ever written; a record that is not one was
+	// changed behind Gatehouse's back and is refused, not served.
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("stored client %q: %w", c.ID, err)
 	}
 	return c, nil
 }
@@ -284,23 +284,6 @@ func (s *BoltStore) DeleteClientIf(_ context.Context, id string, rev uint64) err
 	})
 }
 
-// scan runs fn, which reads the whole store, in a read transaction, then
-// drops the file's pages from the process's resident set: a full read
-// (the cache's load at startup, a backup) touches every page of the file,
-// and they would stay resident, as much memory again as the clients take
-// in the cache, though nothing reads them until the next full read. They
-// stay in the kernel's page cache. The transaction keeps bbolt from
-// remapping the file meanwhile.
-func (s *BoltStore) scan(fn func(tx *bolt.Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		releaseResident(s.db.Info().Data, tx.Size())
-		return nil
-	})
-}
-
 // GetClient implements Store.
 func (s *BoltStore) GetClient(_ context.Context, id string) (*Client, error) {
 	var c *Client
@@ -318,7 +301,7 @@ func (s *BoltStore) GetClient(_ context.Context, id string) (*Client, error) {
 
 // ForEachClient implements Store.
 func (s *BoltStore) ForEachClient(_ context.Context, fn func(*Client) error) error {
-	return s.scan(func(tx *bolt.Tx) error {
+	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketClients).ForEach(func(_, v []byte) error {
 			c, err := decodeClient(v)
 			if err != nil {
@@ -372,7 +355,7 @@ func (s *BoltStore) SwapKey(_ context.Context, name string, old, next []byte) er
 // Snapshot implements Snapshotter: one read transaction sees one state.
 func (s *BoltStore) Snapshot(context.Context) (*Snapshot, error) {
 	var snap *Snapshot
-	err := s.scan(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		snap, err = readSnapshot(tx)
 		return err

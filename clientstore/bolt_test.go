@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -602,61 +599,5 @@ func TestBoltPacksClientPages(t *testing.T) {
 	})
 	if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); fill < 0.55 {
 		t.Errorf("clients' leaf pages %.0f%% full (%d of %d bytes), want ≥ 55%%", 100*fill, st.LeafInuse, st.LeafAlloc)
-	}
-}
-
-// A full read (the cache's load) leaves no page of the file resident in
-// the process, and what it read stays readable.
-func TestBoltFullReadReleasesPages(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("releasing mapped pages is Linux-only")
-	}
-	s := openTestBolt(t, testDBPath(t))
-	for i := range 400 {
-		if err := s.CreateClient(t.Context(), storedClient(t, fmt.Sprintf("client-%06d", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mapped := func() int64 {
-		t.Helper()
-		b, err := os.ReadFile("/proc/self/smaps")
-		if err != nil {
-			t.Skip(err)
-		}
-		start := fmt.Sprintf("%x-", s.db.Info().Data)
-		in := false
-		for line := range strings.Lines(string(b)) {
-			if strings.Contains(line, "-") && strings.Contains(line, " ") && !strings.HasSuffix(strings.Fields(line)[0], ":") {
-				in = strings.HasPrefix(line, start)
-			}
-			if v, ok := strings.CutPrefix(line, "Rss:"); in && ok {
-				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				return kb << 10
-			}
-		}
-		t.Fatalf("no mapping at %s in /proc/self/smaps", start)
-		return 0
-	}
-	s.db.View(func(tx *bolt.Tx) error { // touch every page, as a load does
-		return tx.Bucket(bucketClients).ForEach(func(_, v []byte) error { return nil })
-	})
-	if before := mapped(); before < 100<<10 {
-		t.Fatalf("a read left %d bytes of the file resident; the test needs it to leave them", before)
-	}
-	n := 0
-	if err := s.ForEachClient(t.Context(), func(c *Client) error {
-		if c.ID != fmt.Sprintf("client-%06d", n) {
-			t.Fatalf("client %d is %q", n, c.ID)
-		}
-		n++
-		return nil
-	}); err != nil || n != 400 {
-		t.Fatalf("ForEachClient = %v after %d clients, want all 400", err, n)
-	}
-	if after := mapped(); after > 16<<10 {
-		t.Errorf("after a full read %d bytes of the file stay resident, want ≤ 16 KiB", after)
-	}
-	if _, err := s.GetClient(t.Context(), "client-000399"); err != nil {
-		t.Errorf("GetClient after the release = %v", err)
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +35,7 @@ const maxStaleRetries = 3
 // issuance and checks never touch the disk. Reads are lock-free; writes go
 // to the Store first and replace the in-memory client as soon as the Store
 // acknowledges them, so a change is in effect on the very next request.
-// Clients are kept packed (see packed), outside the Go heap: Get decodes
-// one for its caller.
+// Clients are kept packed (see packed): Get decodes one for its caller.
 type Cache struct {
 	store   Store
 	secrets atomic.Pointer[secretHasher] // replaced only by a restore
@@ -74,7 +74,11 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	c.secrets.Store(h)
 	load := c.clients.edit()
 	err = store.ForEachClient(ctx, func(cl *Client) error {
-		load.put(pack(cl))
+		p, err := pack(cl)
+		if err != nil {
+			return fmt.Errorf("client %s: %w", cl.ID, err)
+		}
+		load.put(p)
 		return nil
 	})
 	if err != nil {
@@ -138,7 +142,11 @@ func (c *Cache) Get(id string) (*Client, bool) {
 // write of a client gives it a new revision, never reused, not even by a
 // client created again under the same id.
 func (c *Cache) Revision(id string) (uint64, bool) {
-	return c.clients.revision(id)
+	p, ok := c.clients.load(id)
+	if !ok {
+		return 0, false
+	}
+	return p.revision(), true
 }
 
 // Len is the number of clients.
@@ -166,37 +174,29 @@ type ListOptions struct {
 // opts.Limit of them, whether more follow, and how many clients match the
 // filter in all.
 func (c *Cache) Page(opts ListOptions) (page []*Client, more bool, total int) {
-	type entry struct {
-		id string
-		p  packed
-	}
-	// Records are read in place in the arena: pinned, and copied before
-	// they are decoded.
-	c.clients.pinned(func() {
-		all := make([]entry, 0, c.clients.len())
-		c.clients.each(func(p packed) { all = append(all, entry{p.id(), p}) })
-		sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
-		for _, e := range all {
-			var cl *Client
-			if opts.Owner != nil {
-				if cl = e.p.clone().client(); cl.Owner != *opts.Owner {
-					continue
-				}
-			}
-			total++
-			if e.id <= opts.After {
+	all := make([]packed, 0, c.clients.len())
+	c.clients.each(func(p packed) { all = append(all, p) })
+	slices.SortFunc(all, func(a, b packed) int { return strings.Compare(a.id(), b.id()) })
+	for _, p := range all {
+		var cl *Client
+		if opts.Owner != nil {
+			if cl = p.client(); cl.Owner != *opts.Owner {
 				continue
 			}
-			if opts.Limit > 0 && len(page) == opts.Limit {
-				more = true
-				continue
-			}
-			if cl == nil {
-				cl = e.p.clone().client()
-			}
-			page = append(page, cl)
 		}
-	})
+		total++
+		if p.id() <= opts.After {
+			continue
+		}
+		if opts.Limit > 0 && len(page) == opts.Limit {
+			more = true
+			continue
+		}
+		if cl == nil {
+			cl = p.client()
+		}
+		page = append(page, cl)
+	}
 	return page, more, total
 }
 
@@ -279,7 +279,9 @@ func (c *Cache) create(ctx context.Context, cl *Client, secretHash string) (*Cli
 	if err := c.store.CreateClient(ctx, cl); err != nil {
 		return nil, "", err
 	}
-	c.clients.store(pack(cl))
+	if err := c.put(cl); err != nil {
+		return nil, "", err
+	}
 	return cl, secret, nil
 }
 
@@ -394,7 +396,9 @@ func (c *Cache) replace(ctx context.Context, id string, ifRevision uint64, next 
 		if err != nil {
 			return nil, err
 		}
-		c.clients.store(pack(n))
+		if err := c.put(n); err != nil {
+			return nil, err
+		}
 		return n, nil
 	}
 }
@@ -409,7 +413,21 @@ func (c *Cache) reload(ctx context.Context, id string) error {
 	case err != nil:
 		return fmt.Errorf("reloading client %s: %w", id, err)
 	}
-	c.clients.store(pack(cl))
+	if err := c.put(cl); err != nil {
+		return fmt.Errorf("reloading client %s: %w", id, err)
+	}
+	return nil
+}
+
+// put makes cl, as the store has it, the client of its ID in memory. It
+// fails only for a client whose metadata does not encode, which Validate
+// refuses before anything is written.
+func (c *Cache) put(cl *Client) error {
+	p, err := pack(cl)
+	if err != nil {
+		return err
+	}
+	c.clients.store(p)
 	return nil
 }
 
@@ -439,11 +457,14 @@ func (c *Cache) DeleteIf(ctx context.Context, id string, ifRevision uint64) erro
 // with global revisions (etcd), a client this node wrote after the
 // snapshot was read (a higher revision) is kept: the watch that follows
 // the snapshot brings it anyway, and memory never goes back meanwhile.
-func (c *Cache) Reset(snap *Snapshot) {
+// What cannot be used (a secret-hashing key of the wrong size) is left
+// out and reported.
+func (c *Cache) Reset(snap *Snapshot) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	var errs []error
 	if key, ok := snap.Keys[secretKeyName]; ok {
-		c.setSecretKey(key)
+		errs = append(errs, c.setSecretKey(key))
 	}
 	fresh := make(map[string]*Client, len(snap.Clients))
 	for _, cl := range snap.Clients {
@@ -460,42 +481,56 @@ func (c *Cache) Reset(snap *Snapshot) {
 		if rev, ok := c.Revision(id); ok && (rev == cl.Revision || newer(rev)) {
 			continue // unchanged
 		}
-		e.put(pack(cl))
+		p, err := pack(cl)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("client %s: %w", id, err))
+			continue
+		}
+		e.put(p)
 	}
 	e.commit()
+	return errors.Join(errs...)
 }
 
 // Apply implements Follower: changes made by any node. A change older than
 // what memory holds (this node's own write, seen again) is skipped, so
-// memory never goes back.
-func (c *Cache) Apply(changes []Change) {
+// memory never goes back. What cannot be used is left out and reported.
+func (c *Cache) Apply(changes []Change) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
+	var errs []error
 	for _, ch := range changes {
 		switch ch.Kind {
 		case ClientPut:
 			if rev, ok := c.Revision(ch.Client.ID); ok && rev >= ch.Client.Revision {
 				continue
 			}
-			c.clients.store(pack(ch.Client))
+			if err := c.put(ch.Client); err != nil {
+				errs = append(errs, fmt.Errorf("client %s: %w", ch.Client.ID, err))
+			}
 		case ClientDeleted:
 			if rev, ok := c.Revision(ch.Name); ok && rev < uint64(ch.Revision) {
 				c.clients.remove(ch.Name)
 			}
 		case KeyPut:
 			if ch.Name == secretKeyName {
-				c.setSecretKey(ch.Value)
+				errs = append(errs, c.setSecretKey(ch.Value))
 			}
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // setSecretKey switches to another secret-hashing key (a restore brought
-// the key the restored clients' hashes were made with).
-func (c *Cache) setSecretKey(key []byte) {
-	if h, err := newSecretHasher(key); err == nil {
-		c.secrets.Store(h)
+// the key the restored clients' hashes were made with). A key that cannot
+// be used leaves the current one in place.
+func (c *Cache) setSecretKey(key []byte) error {
+	h, err := newSecretHasher(key)
+	if err != nil {
+		return fmt.Errorf("secret-hashing key: %w", err)
 	}
+	c.secrets.Store(h)
+	return nil
 }
 
 // Interface guard.

@@ -338,8 +338,8 @@ func TestCacheSnapshotsAreImmutable(t *testing.T) {
 	in.Audience[0] = "changed"
 	in.Metadata["tier"] = "changed"
 	old, _ := c.Get("svc")
-	if old.Audience[0] != "aud-1" || old.MetadataObject()["tier"] != "gold" {
-		t.Fatalf("caller's changes after Create reached the cache: audience %q, metadata %v", old.Audience, old.MetadataObject())
+	if old.Audience[0] != "aud-1" || old.Metadata["tier"] != "gold" {
+		t.Fatalf("caller's changes after Create reached the cache: audience %q, metadata %v", old.Audience, old.Metadata)
 	}
 	oldUpdated := old.UpdatedAt
 
@@ -351,13 +351,13 @@ func TestCacheSnapshotsAreImmutable(t *testing.T) {
 	if _, err := c.Update(ctx, upd); err != nil {
 		t.Fatal(err)
 	}
-	if old.Scope != "read" || old.Audience[0] != "aud-1" || old.MetadataObject()["tier"] != "gold" || !old.UpdatedAt.Equal(oldUpdated) {
+	if old.Scope != "read" || old.Audience[0] != "aud-1" || old.Metadata["tier"] != "gold" || !old.UpdatedAt.Equal(oldUpdated) {
 		t.Fatalf("old snapshot changed by Update: scope %q audience %q metadata %v updated %v",
-			old.Scope, old.Audience, old.MetadataObject(), old.UpdatedAt)
+			old.Scope, old.Audience, old.Metadata, old.UpdatedAt)
 	}
 	cur, _ := c.Get("svc")
-	if cur.Scope != "read write" || cur.Audience[0] != "aud-2" || cur.MetadataObject()["tier"] != "silver" {
-		t.Fatalf("Get after Update = scope %q audience %q metadata %v, want the new values", cur.Scope, cur.Audience, cur.MetadataObject())
+	if cur.Scope != "read write" || cur.Audience[0] != "aud-2" || cur.Metadata["tier"] != "silver" {
+		t.Fatalf("Get after Update = scope %q audience %q metadata %v, want the new values", cur.Scope, cur.Audience, cur.Metadata)
 	}
 
 	// Changing the caller's value after Update, or a value Get returned,
@@ -520,7 +520,7 @@ func TestCacheConcurrentGetDuringUpdate(t *testing.T) {
 				}
 				// Every field of one snapshot comes from the same write.
 				want := cl.Scope[1:]
-				if md := cl.MetadataObject(); cl.Audience[0] != "a"+want || md["v"] != want {
+				if md := cl.Metadata; cl.Audience[0] != "a"+want || md["v"] != want {
 					return fmt.Errorf("torn snapshot: scope %q audience %q metadata %v", cl.Scope, cl.Audience, md)
 				}
 				if cl.SecretHash != created.SecretHash || cl.Generation != created.Generation {

@@ -9,11 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 	"unicode"
-	"unsafe"
 )
 
 // Sentinel errors callers branch on.
@@ -75,8 +73,8 @@ const MaxHydraExtraBytes = 16 << 10
 // Client is an OAuth 2.0 client. JSON names follow Ory Hydra's client model
 // so that Hydra exports and tooling map onto it directly.
 //
-// A *Client obtained from a Cache is a shared, immutable snapshot: never
-// modify it; copy it with Clone first.
+// A *Client obtained from a Cache is the caller's own copy: changing it
+// changes nothing else.
 type Client struct {
 	ID                      string   `json:"client_id"`
 	Name                    string   `json:"client_name,omitempty"`
@@ -95,7 +93,6 @@ type Client struct {
 	AccessTokenStrategy string    `json:"access_token_strategy,omitempty"`
 	Disabled            bool      `json:"disabled"`
 	Introspect          bool      `json:"introspect"`
-	metaLen             uint32    // see metaData
 	CreatedAt           time.Time `json:"created_at"`
 	UpdatedAt           time.Time `json:"updated_at"`
 
@@ -125,94 +122,15 @@ type Client struct {
 	// working at once (disable, secret rotation). Tokens carry the
 	// generation they were minted under.
 	Generation uint64 `json:"-"`
-
-	// metaData holds, in a cache snapshot, the metadata as compact JSON
-	// (json.Marshal of the map: sorted keys, "{}" for an empty object),
-	// metaLen bytes of it, and Metadata is nil: a Go map costs far more
-	// memory than its JSON, and the hot path never reads metadata
-	// (identity JWTs are signed on a miss). Empty when Metadata is the
-	// client's metadata. Read metadata with MetadataObject or
-	// MetadataJSON, which handle both forms. (A pointer and a length in
-	// the padding after Introspect, not a string: that keeps a Client in
-	// a smaller allocation size class.)
-	metaData *byte
-}
-
-// snapJSON is a snapshot's metadata JSON ("" if the client has none or
-// keeps it in Metadata).
-func (c *Client) snapJSON() string { return unsafe.String(c.metaData, c.metaLen) }
-
-// setSnapJSON sets what snapJSON returns.
-func (c *Client) setSnapJSON(s string) {
-	switch {
-	case s == "":
-		c.metaData, c.metaLen = nil, 0
-	case uint64(len(s)) > math.MaxUint32:
-		panic("clientstore: metadata too large for a snapshot")
-	default:
-		c.metaData, c.metaLen = unsafe.StringData(s), uint32(len(s))
-	}
-}
-
-// clientJSON is Client without its methods: the default JSON encoding.
-type clientJSON Client
-
-// MarshalJSON is the default encoding of the client's fields, with the
-// metadata of a cache snapshot written from its compact JSON: the same
-// bytes as encoding the map.
-func (c Client) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal((*clientJSON)(&c))
-	if err != nil || c.Metadata != nil || c.snapJSON() == "" {
-		return b, err
-	}
-	return spliceMetadata(b, c.snapJSON())
-}
-
-// nullMetadata is how a nil metadata map encodes inside a client object.
-// Nothing before it in Client's field order can contain these bytes: the
-// fields before metadata are strings and arrays of strings, in which a
-// quote is always escaped.
-const nullMetadata = `"metadata":null`
-
-// spliceMetadata replaces the null metadata of an encoded client by the
-// compact JSON md.
-func spliceMetadata(b []byte, md string) ([]byte, error) {
-	i := bytes.Index(b, []byte(nullMetadata))
-	if i < 0 {
-		return nil, errors.New("encoding client: no metadata member")
-	}
-	out := make([]byte, 0, len(b)-len("null")+len(md))
-	out = append(out, b[:i+len(nullMetadata)-len("null")]...)
-	out = append(out, md...)
-	return append(out, b[i+len(nullMetadata):]...), nil
-}
-
-// MetadataObject returns the client's metadata as a map. For a cache
-// snapshot it is decoded from its JSON on every call (numbers as
-// json.Number), so callers on a hot path should keep the result; either
-// way the map must not be modified.
-func (c *Client) MetadataObject() Metadata {
-	if c.Metadata != nil || c.snapJSON() == "" {
-		return c.Metadata
-	}
-	var m Metadata
-	if err := m.UnmarshalJSON([]byte(c.snapJSON())); err != nil {
-		// The JSON was encoded from a map: it always decodes.
-		panic("clientstore: undecodable snapshot metadata: " + err.Error())
-	}
-	return m
 }
 
 // MetadataJSON returns the client's metadata as compact JSON, or nil if
 // it has none (a nil map).
 func (c *Client) MetadataJSON() (json.RawMessage, error) {
-	if c.Metadata != nil || c.snapJSON() == "" {
-		if c.Metadata == nil {
-			return nil, nil
-		}
-		return json.Marshal(c.Metadata)
+	if c.Metadata == nil {
+		return nil, nil
 	}
-	return json.RawMessage(c.snapJSON()), nil
+	return json.Marshal(c.Metadata)
 }
 
 // Metadata is an operator-set, trusted JSON object attached to a client. It
@@ -260,7 +178,7 @@ func (m Metadata) Lookup(path string) (any, bool) {
 }
 
 // Clone returns a deep enough copy of c to modify: slices and metadata are
-// copied, so the original snapshot stays untouched.
+// copied, so the original stays untouched.
 func (c *Client) Clone() *Client {
 	n := *c
 	n.GrantTypes = append([]string(nil), c.GrantTypes...)
@@ -274,10 +192,7 @@ func (c *Client) Clone() *Client {
 		for k, v := range c.Metadata {
 			n.Metadata[k] = v
 		}
-	} else if c.snapJSON() != "" {
-		n.Metadata = c.MetadataObject() // a fresh map: the copy's own
 	}
-	n.setSnapJSON("")
 	return &n
 }
 
@@ -373,7 +288,7 @@ func (c *Client) Validate() error {
 	if len(c.Owner) > MaxOwnerLength || !printable(c.Owner, true) {
 		return fieldErr("owner", "must be at most %d printable characters", MaxOwnerLength)
 	}
-	if c.Metadata != nil || c.snapJSON() != "" {
+	if c.Metadata != nil {
 		b, err := c.MetadataJSON()
 		if err != nil {
 			return fieldErr("metadata", "not serializable: %v", err)

@@ -371,8 +371,8 @@ func TestRestoreIntoEachBackend(t *testing.T) {
 		if !ok {
 			t.Fatal("the restored client's secret does not authenticate")
 		}
-		if got.Generation != cl.Generation || got.MetadataObject()["tier"] != "gold" {
-			t.Errorf("restored client generation %d metadata %v, want %d and the original metadata", got.Generation, got.MetadataObject(), cl.Generation)
+		if got.Generation != cl.Generation || got.Metadata["tier"] != "gold" {
+			t.Errorf("restored client generation %d metadata %v, want %d and the original metadata", got.Generation, got.Metadata, cl.Generation)
 		}
 		if string(fresh.Keys["ring"]) != "new+old" {
 			t.Errorf("merged key = %q, want the merger's new+old", fresh.Keys["ring"])

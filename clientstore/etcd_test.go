@@ -20,16 +20,17 @@ type revFollower struct {
 	ids map[string]time.Time
 }
 
-func (f *revFollower) Reset(s *Snapshot) {
+func (f *revFollower) Reset(s *Snapshot) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ids = map[string]time.Time{}
 	for k, v := range s.Revocations {
 		f.ids[k] = v
 	}
+	return nil
 }
 
-func (f *revFollower) Apply(changes []Change) {
+func (f *revFollower) Apply(changes []Change) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, ch := range changes {
@@ -40,6 +41,7 @@ func (f *revFollower) Apply(changes []Change) {
 			delete(f.ids, ch.Name)
 		}
 	}
+	return nil
 }
 
 func (f *revFollower) has(id string) bool {

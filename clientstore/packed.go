@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-// packed is a client as the cache keeps it: every field in one record of
-// bytes, kept off the Go heap (see clientMap). A *Client struct alone is
-// 352 bytes before its strings, maps and slices; a typical client packs
-// into under 200 bytes all told, and a gateway holds a hundred thousand of
-// them.
+// packed is a client as the cache keeps it: every field in one string. A
+// *Client struct alone is over 300 bytes before its strings, maps and
+// slices; a typical client packs into under 200 bytes all told, and a
+// gateway holds a hundred thousand of them. Being one pointer-free string,
+// it also costs the garbage collector nothing to scan.
 //
 // Layout: the client_id (length-prefixed), then the revision and the
 // generation as 8 bytes each at a fixed distance from it, so the hot path
@@ -43,9 +43,8 @@ const (
 const packedHMAC = uint64(2*len(packedConsts) + 1)
 
 // pack encodes cl. Its metadata is packed as compact JSON: the same bytes
-// json.Marshal gives for the map. cl must have passed Validate (or come
-// from a store, where only valid clients go), whose metadata encodes.
-func pack(cl *Client) packed {
+// json.Marshal gives for the map.
+func pack(cl *Client) (packed, error) {
 	var md []byte
 	var flags byte
 	if cl.Disabled {
@@ -57,14 +56,11 @@ func pack(cl *Client) packed {
 	if cl.PreviousSecretExpiresAt.IsZero() {
 		flags |= packedNoPrevExpiry
 	}
-	if cl.Metadata != nil || cl.snapJSON() != "" {
+	if cl.Metadata != nil {
 		flags |= packedMetadata
 		var err error
-		if md, err = cl.MetadataJSON(); err != nil {
-			panic("clientstore: metadata of a validated client does not encode: " + err.Error())
-		}
-		if len(md) == 0 {
-			md = []byte("{}")
+		if md, err = json.Marshal(cl.Metadata); err != nil {
+			return "", fieldErr("metadata", "not serializable: %v", err)
 		}
 	}
 	b := make([]byte, 0, 160+len(cl.ID)+len(cl.Scope)+len(cl.SecretHash)+len(md)+len(cl.JWKS)+len(cl.HydraExtra))
@@ -88,7 +84,7 @@ func pack(cl *Client) packed {
 	b = packList(b, cl.GrantTypes)
 	b = packList(b, cl.Audience)
 	b = append(b, md...)
-	return packed(b)
+	return packed(b), nil
 }
 
 func packStr(b []byte, s string) []byte {
@@ -125,7 +121,8 @@ func packList(b []byte, l []string) []byte {
 }
 
 // unpacker reads a packed client. Packed clients are made by pack only,
-// so a malformed one is a bug: reads past the end panic.
+// in this process, never read from a store or the network: a malformed one
+// is a bug, and reads past its end panic.
 type unpacker struct {
 	s string
 	i int
@@ -186,55 +183,20 @@ func (u *unpacker) u64() uint64 {
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
-// id is the packed client's client_id. It reads any bytes without
-// panicking ("" for a malformed record): the hot path may read a record
-// whose memory is being reused (see arena), and retries then.
+// id is the packed client's client_id, without allocating: it shares p's
+// memory.
 func (p packed) id() string {
-	id, _ := p.head()
-	return id
+	u := unpacker{s: string(p)}
+	return u.str()
 }
 
-// revision is the packed client's revision, read without decoding it; 0
-// for a malformed record, like id.
+// revision is the packed client's revision, read without decoding the
+// rest of it.
 func (p packed) revision() uint64 {
-	_, rest := p.head()
-	if len(rest) < 8 {
-		return 0
-	}
-	u := unpacker{s: rest}
+	u := unpacker{s: string(p)}
+	u.str()
 	return u.u64()
 }
-
-// head splits p into its client_id and what follows.
-func (p packed) head() (id, rest string) {
-	var n uint64
-	i := 0
-	for shift := 0; ; shift += 7 {
-		if i == len(p) || shift > 21 {
-			return "", ""
-		}
-		c := p[i]
-		i++
-		n |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			break
-		}
-	}
-	if n&1 == 1 { // a client_id such as "jwt" packs as a constant too
-		if n/2 >= uint64(len(packedConsts)) {
-			return "", ""
-		}
-		return packedConsts[n/2], string(p[i:])
-	}
-	if n/2 > uint64(len(p)-i) {
-		return "", ""
-	}
-	end := i + int(n/2)
-	return string(p[i:end]), string(p[end:])
-}
-
-// clone is a copy of p on the Go heap.
-func (p packed) clone() packed { return packed(strings.Clone(string(p))) }
 
 // client decodes p into a Client of the caller's own. Its strings share
 // p's memory (strings are immutable); its slices, metadata and raw JSON
@@ -260,7 +222,9 @@ func (p packed) client() *Client {
 	c.CreatedAt, c.UpdatedAt = u.time(), u.time()
 	c.GrantTypes, c.Audience = u.list(), u.list()
 	if flags&packedMetadata != 0 {
-		c.setSnapJSON(u.s[u.i:])
+		if err := c.Metadata.UnmarshalJSON([]byte(u.s[u.i:])); err != nil {
+			panic("clientstore: packed metadata does not decode: " + err.Error()) // pack encoded it from a map
+		}
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package clientstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,10 +14,11 @@ import (
 // Follower keeps an in-memory view of a store current: the Cache (clients
 // and the secret-hashing key) and the token revocations follow a Sync.
 type Follower interface {
-	// Reset replaces the whole view with a snapshot's.
-	Reset(snap *Snapshot)
-	// Apply applies changes in store order.
-	Apply(changes []Change)
+	// Reset replaces the whole view with a snapshot's. An error names what
+	// it could not take over; the rest is taken over.
+	Reset(snap *Snapshot) error
+	// Apply applies changes in store order, reporting as Reset does.
+	Apply(changes []Change) error
 }
 
 // DefaultStaleAfter is how long a watched view may go without hearing
@@ -60,7 +62,9 @@ type Sync struct {
 	logger     *zap.Logger
 	staleAfter time.Duration
 
-	mu        sync.Mutex // serializes what followers see
+	applyMu sync.Mutex // serializes what followers see, in store order
+
+	mu        sync.Mutex // guards the three below; never held while followers run
 	followers []Follower
 	keyFns    map[string][]func([]byte)
 	keys      map[string][]byte // latest known key material
@@ -128,12 +132,14 @@ func (s *Sync) Start(ctx context.Context) error {
 		return nil
 	}
 	snap, err := s.src.Snapshot(ctx)
+	if err == nil {
+		err = s.reset(snap)
+	}
 	if err != nil {
 		s.cancel()
 		close(s.done)
 		return err
 	}
-	s.reset(snap)
 	go s.run(ctx, snap.Revision)
 	go s.monitor(ctx)
 	return nil
@@ -168,8 +174,7 @@ func (s *Sync) Refresh(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.reset(snap)
-		return nil
+		return s.reset(snap)
 	}
 	reply := make(chan error, 1)
 	select {
@@ -187,12 +192,16 @@ func (s *Sync) Refresh(ctx context.Context) error {
 	}
 }
 
-func (s *Sync) reset(snap *Snapshot) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, f := range s.followers {
-		f.Reset(snap)
+// reset hands a snapshot to the followers. It reports what they could not
+// take over; the rest is in effect.
+func (s *Sync) reset(snap *Snapshot) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	var errs []error
+	for _, f := range s.followerList() {
+		errs = append(errs, f.Reset(snap))
 	}
+	s.mu.Lock()
 	for name, v := range snap.Keys {
 		if old, ok := s.keys[name]; !ok || string(old) != string(v) {
 			s.keys[name] = v
@@ -201,18 +210,28 @@ func (s *Sync) reset(snap *Snapshot) {
 			}
 		}
 	}
+	s.mu.Unlock()
 	if snap.Revision > 0 {
 		s.revision.Store(snap.Revision)
 	}
 	s.lastSync.Store(time.Now().UnixNano())
+	return errors.Join(errs...)
+}
+
+func (s *Sync) followerList() []Follower {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.followers)
 }
 
 func (s *Sync) apply(b WatchBatch) {
 	if len(b.Changes) > 0 {
-		s.mu.Lock()
-		for _, f := range s.followers {
-			f.Apply(b.Changes)
+		s.applyMu.Lock()
+		var errs []error
+		for _, f := range s.followerList() {
+			errs = append(errs, f.Apply(b.Changes))
 		}
+		s.mu.Lock()
 		for _, ch := range b.Changes {
 			if ch.Kind == KeyPut {
 				s.keys[ch.Name] = ch.Value
@@ -222,6 +241,11 @@ func (s *Sync) apply(b WatchBatch) {
 			}
 		}
 		s.mu.Unlock()
+		s.applyMu.Unlock()
+		if err := errors.Join(errs...); err != nil {
+			s.fail(err)
+			s.logger.Error("store change not taken over: this node keeps what it had", zap.Int64("revision", b.Revision), zap.Error(err))
+		}
 	}
 	if b.Revision > s.revision.Load() {
 		s.revision.Store(b.Revision)
@@ -279,7 +303,10 @@ func (s *Sync) resync(ctx context.Context) (*Snapshot, error) {
 	for {
 		snap, err := s.src.Snapshot(ctx)
 		if err == nil {
-			s.reset(snap)
+			if err := s.reset(snap); err != nil {
+				s.fail(err)
+				s.logger.Error("store view reloaded without some of it", zap.Error(err))
+			}
 			s.resyncs.Add(1)
 			s.logger.Info("store view reloaded", zap.Int64("revision", snap.Revision), zap.Int("clients", len(snap.Clients)))
 			return snap, nil

@@ -212,7 +212,7 @@ func TestCheckFollowsClientChanges(t *testing.T) {
 				if now, _ := e.cache.Get(cl.ID); r.Client.Revision != now.Revision {
 					t.Errorf("Result.Client is at revision %d, not the updated %d", r.Client.Revision, now.Revision)
 				}
-				if got, _ := r.Client.MetadataObject().Lookup("realm.id"); got != "r2" {
+				if got, _ := r.Client.Metadata.Lookup("realm.id"); got != "r2" {
 					t.Errorf("Result.Client metadata realm.id = %v, want the updated %q", got, "r2")
 				}
 			}

@@ -351,10 +351,10 @@ func (rt *Route) enrichResult(r *Result) error {
 	}
 	rem := *r.Remote // the remote's answer may be shared: edit a copy
 	if rt.enrich == EnrichRemoteWins {
-		rem.Ext = mergeMetadata(c.MetadataObject(), rem.Ext)
+		rem.Ext = mergeMetadata(c.Metadata, rem.Ext)
 		rem.Owner = cmp.Or(rem.Owner, c.Owner)
 	} else {
-		rem.Ext = mergeMetadata(rem.Ext, c.MetadataObject())
+		rem.Ext = mergeMetadata(rem.Ext, c.Metadata)
 		rem.Owner = cmp.Or(c.Owner, rem.Owner)
 	}
 	r.Remote = &rem

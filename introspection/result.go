@@ -74,7 +74,7 @@ func (r *Result) Owner() string {
 // every call: keep the result rather than calling it on a hot path.
 func (r *Result) Metadata() clientstore.Metadata {
 	if r.Remote == nil {
-		return r.Client.MetadataObject()
+		return r.Client.Metadata
 	}
 	return r.Remote.Ext
 }

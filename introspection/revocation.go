@@ -34,7 +34,7 @@ const oneTimePrefix = "once:"
 // removes revocations that have expired (pruning), which memory prunes by
 // itself, so a snapshot older than a revocation just made here cannot undo
 // it.
-func (r *Revocations) Reset(snap *clientstore.Snapshot) {
+func (r *Revocations) Reset(snap *clientstore.Snapshot) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.update(func(ids map[TokenID]int64) {
@@ -42,12 +42,13 @@ func (r *Revocations) Reset(snap *clientstore.Snapshot) {
 			r.add(ids, key, until)
 		}
 	})
+	return nil
 }
 
 // Apply implements clientstore.Follower: revocations and one-time ids
 // recorded by any node are in force here as soon as the store reports
 // them.
-func (r *Revocations) Apply(changes []clientstore.Change) {
+func (r *Revocations) Apply(changes []clientstore.Change) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.update(func(ids map[TokenID]int64) {
@@ -64,6 +65,7 @@ func (r *Revocations) Apply(changes []clientstore.Change) {
 			}
 		}
 	})
+	return nil
 }
 
 // add records one stored revocation; callers hold mu.
