@@ -213,23 +213,32 @@ func TestBoltForEachClientOrderAndStop(t *testing.T) {
 	}
 }
 
-// A damaged record must be reported, not read as "not found" or skipped.
+// A damaged record must be reported, not read as "not found" or skipped:
+// one that is not JSON, and JSON that is no valid client.
 func TestBoltCorruptRecord(t *testing.T) {
-	ctx := context.Background()
-	path := testDBPath(t)
-	s := openTestBolt(t, path)
-	s.Close()
-	writeRaw(t, path, "clients", "broken", []byte("{not json"))
+	for name, raw := range map[string]string{
+		"not JSON":      "{not json",
+		"bad client_id": `{"client_id":"a b","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic","revision":1}`,
+		"bad metadata":  `{"client_id":"broken","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic","metadata":[1],"revision":1}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			path := testDBPath(t)
+			s := openTestBolt(t, path)
+			s.Close()
+			writeRaw(t, path, "clients", "broken", []byte(raw))
 
-	s = openTestBolt(t, path)
-	if _, err := s.GetClient(ctx, "broken"); err == nil || errors.Is(err, ErrNotFound) {
-		t.Errorf("GetClient(corrupt) = %v, want a decoding error", err)
-	}
-	if err := s.ForEachClient(ctx, func(*Client) error { return nil }); err == nil {
-		t.Errorf("ForEachClient over a corrupt record = nil, want a decoding error")
-	}
-	if _, err := NewCache(ctx, s); err == nil {
-		t.Errorf("NewCache over a corrupt record = nil error, want it to refuse to start")
+			s = openTestBolt(t, path)
+			if _, err := s.GetClient(ctx, "broken"); err == nil || errors.Is(err, ErrNotFound) {
+				t.Errorf("GetClient(corrupt) = %v, want a decoding error", err)
+			}
+			if err := s.ForEachClient(ctx, func(*Client) error { return nil }); err == nil {
+				t.Errorf("ForEachClient over a corrupt record = nil, want a decoding error")
+			}
+			if _, err := NewCache(ctx, s); err == nil {
+				t.Errorf("NewCache over a corrupt record = nil error, want it to refuse to start")
+			}
+		})
 	}
 }
 

@@ -570,3 +570,56 @@ func TestCacheConcurrentGetDuringUpdate(t *testing.T) {
 		t.Errorf("final scope = %q, want %q", cl.Scope, fmt.Sprintf("s%d", updates))
 	}
 }
+
+// fakeWatched is a shared store as Sync sees it: a snapshot, then the
+// batches sent on its channel.
+type fakeWatched struct {
+	snap    *Snapshot
+	batches chan WatchBatch
+}
+
+func (f *fakeWatched) Snapshot(context.Context) (*Snapshot, error) { return f.snap, nil }
+
+func (f *fakeWatched) Watch(ctx context.Context, _ int64, fn func(WatchBatch)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case b := <-f.batches:
+			fn(b)
+		}
+	}
+}
+
+// A secret-hashing key that cannot be used is never dropped silently: in
+// the snapshot a node starts from, it fails the start; arriving later
+// through the watch, it is refused and reported (status and log), and the
+// key in use stays.
+func TestSyncRefusesUnusableSecretKey(t *testing.T) {
+	c, _, _ := newTestCache(t)
+	_, secret := mustCreate(t, c, &Client{ID: "svc"})
+
+	bad := &fakeWatched{snap: &Snapshot{Revision: 5, Clients: c.List(), Keys: map[string][]byte{secretKeyName: make([]byte, 7)}}}
+	s := NewSync(bad, nil)
+	s.Follow(c)
+	if err := s.Start(t.Context()); err == nil {
+		s.Stop()
+		t.Fatal("Start with an unusable secret-hashing key = nil error, want a refusal")
+	}
+
+	good := &fakeWatched{snap: &Snapshot{Revision: 5, Clients: c.List()}, batches: make(chan WatchBatch)}
+	s = NewSync(good, nil)
+	s.Follow(c)
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	good.batches <- WatchBatch{Revision: 6, Changes: []Change{{Kind: KeyPut, Name: secretKeyName, Value: make([]byte, 7)}}}
+	good.batches <- WatchBatch{Revision: 7} // sent once the one before was handled
+	if st := s.Status(); st.LastError == "" {
+		t.Error("an unusable key from the watch left no error in the sync status")
+	}
+	if _, ok := c.Authenticate("svc", secret); !ok {
+		t.Error("the secret no longer verifies: the unusable key replaced the one in use")
+	}
+}
