@@ -318,7 +318,16 @@ func openState(ctx context.Context, path string, logger *zap.Logger) (*state, er
 	if err != nil {
 		return nil, err
 	}
-	return openStateOn(ctx, store, logger)
+	st, err := openStateOn(ctx, store, logger)
+	if err != nil {
+		return nil, err
+	}
+	// The load read the whole file; nothing else has the store yet.
+	if err := store.Reopen(); err != nil {
+		st.Destruct()
+		return nil, err
+	}
+	return st, nil
 }
 
 // openStateOn loads clients, keys and revocations of an open store and,

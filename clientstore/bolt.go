@@ -39,8 +39,9 @@ const DefaultLockTimeout = 3 * time.Second
 // process. bbolt fsyncs on every commit, so an acknowledged write survives
 // a crash.
 type BoltStore struct {
-	db   *bolt.DB
-	path string
+	db          *bolt.DB
+	path        string
+	lockTimeout time.Duration
 }
 
 // OpenBolt opens (creating if needed) the bbolt file at path. If another
@@ -53,19 +54,41 @@ func OpenBolt(path string, lockTimeout time.Duration) (*BoltStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating directory for %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("opening %s: %w (is another Caddy using it?)", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("opening %s: %w", path, err)
+	s := &BoltStore{path: path, lockTimeout: lockTimeout}
+	if err := s.open(); err != nil {
+		return nil, err
 	}
-	s := &BoltStore{db: db, path: path}
 	if err := s.init(); err != nil {
-		db.Close()
+		s.db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *BoltStore) open() error {
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: s.lockTimeout})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return fmt.Errorf("opening %s: %w (is another Caddy using it?)", s.path, ErrLocked)
+		}
+		return fmt.Errorf("opening %s: %w", s.path, err)
+	}
+	s.db = db
+	return nil
+}
+
+// Reopen closes the file and opens it again. bbolt reads through a memory
+// map of the file, and a full read (loading every client at startup)
+// leaves every page of it in the process's resident set, as much memory
+// again as the file, though nothing reads them until the next full read;
+// a new map starts with none (the kernel keeps them in its page cache).
+// Call it only while nothing else uses the store. If it fails, the store
+// is closed.
+func (s *BoltStore) Reopen() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", s.path, err)
+	}
+	return s.open()
 }
 
 // init creates the buckets and records or checks the schema version.

@@ -399,6 +399,32 @@ func TestOpenBoltLocked(t *testing.T) {
 	s3.Close()
 }
 
+// Reopen (after the startup load) keeps everything: the clients read and
+// write as before, and the file is still this process's alone.
+func TestBoltReopen(t *testing.T) {
+	ctx := context.Background()
+	path := testDBPath(t)
+	s := openTestBolt(t, path)
+	if err := s.CreateClient(ctx, storedClient(t, "before")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetClient(ctx, "before"); err != nil {
+		t.Errorf("GetClient after Reopen = %v", err)
+	}
+	if err := s.CreateClient(ctx, storedClient(t, "after")); err != nil {
+		t.Errorf("CreateClient after Reopen = %v", err)
+	}
+	if s2, err := OpenBolt(path, 100*time.Millisecond); !errors.Is(err, ErrLocked) {
+		if err == nil {
+			s2.Close()
+		}
+		t.Errorf("OpenBolt of a reopened file = %v, want ErrLocked", err)
+	}
+}
+
 func TestLoadOrCreateKey(t *testing.T) {
 	ctx := context.Background()
 	path := testDBPath(t)
