@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,11 +78,11 @@ var (
 
 func keysOfEachAlg(t testing.TB) []assertionKey {
 	allowedKeysOnce.Do(func() {
-		for _, alg := range AssertionAlgs {
+		for _, alg := range AssertionAlgs() {
 			allowedKeys = append(allowedKeys, generateAssertionKey(t, alg, "kid-"+string(alg)))
 		}
 	})
-	if len(allowedKeys) != len(AssertionAlgs) {
+	if len(allowedKeys) != len(assertionAlgs) {
 		t.Fatal("assertion key fixtures were not generated")
 	}
 	return allowedKeys
@@ -264,6 +265,27 @@ func TestAssertionEachAllowedAlgorithm(t *testing.T) {
 				t.Fatalf("without kid: Verify = %v, %v; want client %s", clientID(got), err, id)
 			}
 		})
+	}
+}
+
+// The allow-list cannot be changed from outside (RFC 8725 §3.1): what
+// AssertionAlgs returns is a copy, and writing to it or appending to it
+// leaves the algorithms Verify accepts as they were.
+func TestAssertionAlgsIsACopy(t *testing.T) {
+	want := []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
+	got := AssertionAlgs()
+	if !slices.Equal(got, want) {
+		t.Fatalf("AssertionAlgs() = %v, want %v", got, want)
+	}
+	for i := range got {
+		got[i] = jose.HS256
+	}
+	_ = append(got[:1], jose.HS384)
+	if again := AssertionAlgs(); !slices.Equal(again, want) {
+		t.Errorf("after the caller changed its copy, AssertionAlgs() = %v, want %v", again, want)
+	}
+	if !slices.Equal(assertionAlgs, want) {
+		t.Errorf("after the caller changed its copy, the allow-list is %v, want %v", assertionAlgs, want)
 	}
 }
 
