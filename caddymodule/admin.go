@@ -481,9 +481,8 @@ func serveImport(w http.ResponseWriter, r *http.Request, app *App) error {
 		default:
 			c, secret, err := clients.Import(r.Context(), imp.Client, imp.SecretHash)
 			if err != nil {
-				var ae caddy.APIError
-				_ = errors.As(storeError(err, imp.Client.ID), &ae)
-				res.Status, res.ErrorStatus, res.Reason = "error", ae.HTTPStatus, ae.Err.Error()
+				res.Status = "error"
+				res.ErrorStatus, res.Reason = apiErrorParts(storeError(err, imp.Client.ID))
 				break
 			}
 			res.Status, res.ClientSecret, res.SecretOrigin = "imported", secret, "generated"
@@ -673,12 +672,18 @@ func decodeClient(body []byte) (*clientInput, error) {
 }
 
 // storeError maps store errors onto admin API statuses. Errors that
-// already carry a status pass through.
+// already carry a status pass through, completed by apiErrorParts' rules
+// where they lack a status or a message.
 func storeError(err error, id string) error {
 	var fe *clientstore.FieldError
 	var ae caddy.APIError
 	switch {
 	case errors.As(err, &ae):
+		var msg string
+		ae.HTTPStatus, msg = apiErrorParts(ae)
+		if ae.Err == nil {
+			ae.Err = errors.New(msg)
+		}
 		return ae
 	case errors.As(err, &fe):
 		return apiError(http.StatusBadRequest, "%s", fe.Error())
@@ -692,6 +697,25 @@ func storeError(err error, id string) error {
 		return unavailable(err)
 	}
 	return apiError(http.StatusInternalServerError, "storing client %q: %v", id, err)
+}
+
+// apiErrorParts is the status and message err is answered with, as
+// Caddy's admin endpoint answers it: a caddy.APIError's status, else 500;
+// its Err's text, else its Message, else the status text.
+func apiErrorParts(err error) (int, string) {
+	status, msg := http.StatusInternalServerError, ""
+	if ae := (caddy.APIError{}); errors.As(err, &ae) {
+		if ae.HTTPStatus != 0 {
+			status = ae.HTTPStatus
+		}
+		msg = ae.Error()
+	} else if err != nil {
+		msg = err.Error()
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return status, msg
 }
 
 // unavailable is the answer to a write while the store cannot be reached:

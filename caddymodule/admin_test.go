@@ -4,17 +4,20 @@ package caddymodule
 // the in-process gateway (see e2e_test.go for the helpers).
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -726,4 +729,80 @@ func FuzzAdminPatchAndPreconditions(f *testing.F) {
 func decodeOrSelf(tok string) string {
 	id, _ := decodePageToken(tok)
 	return id
+}
+
+// createFailingStore is a bbolt store whose CreateClient fails with the
+// error in fail, when there is one.
+type createFailingStore struct {
+	*clientstore.BoltStore
+	fail atomic.Pointer[error]
+}
+
+func (s *createFailingStore) CreateClient(ctx context.Context, c *clientstore.Client) error {
+	if err := s.fail.Load(); err != nil {
+		return *err
+	}
+	return s.BoltStore.CreateClient(ctx, c)
+}
+
+// An import whose write fails reports a status and a message for that
+// client, whatever the store's error: unavailable (503), unexpected (500),
+// or an error that already carries an admin API status but no message or
+// no status, which Caddy's admin endpoint would answer with the status's
+// text and 500.
+func TestImportStoreFailures(t *testing.T) {
+	bolt, err := clientstore.OpenBolt(filepath.Join(t.TempDir(), "g.db"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &createFailingStore{BoltStore: bolt}
+	g := newBenchGatewayOn(t, store)
+	const doc = `[{"client_id":"imp","grant_types":["client_credentials"],"scope":"orders:read"}]`
+	cases := []struct {
+		name   string
+		err    error
+		status int
+		reason string
+	}{
+		{"store unavailable", fmt.Errorf("%w: etcd: context deadline exceeded", clientstore.ErrUnavailable), http.StatusServiceUnavailable, "unavailable"},
+		{"unexpected store error", errors.New("disk on fire"), http.StatusInternalServerError, "disk on fire"},
+		{"API error without a message", caddy.APIError{HTTPStatus: http.StatusConflict}, http.StatusConflict, "Conflict"},
+		{"API error without a status", fmt.Errorf("wrapped: %w", caddy.APIError{Message: "refused by policy"}), http.StatusInternalServerError, "refused by policy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			store.fail.Store(&tc.err)
+			r := httptest.NewRequest(http.MethodPost, adminClientsPath+"/import", strings.NewReader(doc))
+			w := httptest.NewRecorder()
+			if err := serveImport(w, r, g.app); err != nil {
+				t.Fatalf("serveImport = %v, want a report", err)
+			}
+			var rep importReport
+			if err := json.Unmarshal(w.Body.Bytes(), &rep); err != nil || len(rep.Results) != 1 {
+				t.Fatalf("import report %s (%v), want one result", w.Body, err)
+			}
+			res := rep.Results[0]
+			if w.Code != http.StatusOK || rep.Failed != 1 || res.Status != "error" || res.ErrorStatus != tc.status || !strings.Contains(res.Reason, tc.reason) {
+				t.Errorf("import: %d %+v, want 200 with the client failed: error_status %d, reason containing %q", w.Code, res, tc.status, tc.reason)
+			}
+		})
+	}
+	// Through the other admin writes, which answer such an error
+	// themselves, the status and message are completed the same way.
+	for _, tc := range cases {
+		status, msg := apiErrorParts(storeError(tc.err, "imp"))
+		if status != tc.status || !strings.Contains(msg, tc.reason) {
+			t.Errorf("%s: storeError answers %d %q, want %d with %q", tc.name, status, msg, tc.status, tc.reason)
+		}
+		var ae caddy.APIError
+		if !errors.As(storeError(tc.err, "imp"), &ae) || ae.HTTPStatus != tc.status || ae.Err == nil {
+			t.Errorf("%s: storeError = %#v, want an APIError with status %d and an error", tc.name, storeError(tc.err, "imp"), tc.status)
+		}
+	}
+	store.fail.Store(nil)
+	r := httptest.NewRequest(http.MethodPost, adminClientsPath+"/import", strings.NewReader(doc))
+	w := httptest.NewRecorder()
+	if err := serveImport(w, r, g.app); err != nil || !strings.Contains(w.Body.String(), `"imported":1`) {
+		t.Errorf("import once the store works: %v %s, want the client imported", err, w.Body)
+	}
 }

@@ -53,7 +53,7 @@ type App struct {
 	SigningAlg string `json:"signing_alg,omitempty"`
 
 	// Maximum number of signed identity JWTs cached per protected route.
-	// Default: 100000.
+	// Default: 10000 (introspection.DefaultIdentityCacheSize).
 	IdentityCacheSize int `json:"identity_cache_size,omitempty"`
 
 	// Access-token format for clients that do not choose one with their

@@ -34,11 +34,18 @@ type benchGateway struct {
 
 func newBenchGateway(tb testing.TB) *benchGateway {
 	tb.Helper()
-	ctx := context.Background()
 	store, err := clientstore.OpenBolt(filepath.Join(tb.TempDir(), "bench.db"), 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return newBenchGatewayOn(tb, store)
+}
+
+// newBenchGatewayOn is newBenchGateway on store, which it closes at the
+// end of the test.
+func newBenchGatewayOn(tb testing.TB, store clientstore.Store) *benchGateway {
+	tb.Helper()
+	ctx := context.Background()
 	tb.Cleanup(func() { store.Close() })
 	st, err := openStateOn(ctx, store, nil)
 	if err != nil {

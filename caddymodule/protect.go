@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -282,7 +283,11 @@ func (p *Protect) Cleanup() error {
 	return err
 }
 
-// ServeHTTP runs DESIGN.md's hot path.
+// ServeHTTP admits the request or refuses it. A refusal is returned as a
+// caddyhttp.HandlerError, with the RFC 6750 challenge (or Retry-After)
+// already set on the response, when the server's handle_errors routes
+// take it; otherwise the handler writes the JSON body itself (see
+// answer).
 func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	authz := r.Header["Authorization"]
 	// 1. Whatever happens next, no client-sent copy of the identity header
@@ -291,7 +296,7 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	// 2. Exactly one Bearer token, in exactly one place (RFC 6750 §2).
 	if len(authz) > 1 || hasQueryToken(r) {
-		return p.refuse(w, http.StatusBadRequest, `Bearer error="invalid_request", error_description="send the token once, in the Authorization header"`, "invalid_request", errMultipleTokens)
+		return p.refuse(w, r, http.StatusBadRequest, `Bearer error="invalid_request", error_description="send the token once, in the Authorization header"`, "invalid_request", errMultipleTokens)
 	}
 	var h string
 	if len(authz) == 1 {
@@ -303,10 +308,10 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			p.metrics.anonymous.Inc()
 			return next.ServeHTTP(w, r)
 		}
-		return p.refuse(w, http.StatusUnauthorized, `Bearer realm="gatehouse"`, "", err)
+		return p.refuse(w, r, http.StatusUnauthorized, `Bearer realm="gatehouse"`, "", err)
 	}
 	if err != nil {
-		return p.refuse(w, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
+		return p.refuse(w, r, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
 	}
 
 	// 3.–5. The token checked in memory, the route policy applied on every
@@ -318,13 +323,13 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			if ce := p.logger.Check(zapcore.InfoLevel, "request refused"); ce != nil {
 				ce.Write(zap.String("client_id", se.ClientID), zap.String("error", "insufficient_scope"))
 			}
-			return p.refuse(w, http.StatusForbidden, p.challenge, "insufficient_scope", nil)
+			return p.refuse(w, r, http.StatusForbidden, p.challenge, "insufficient_scope", nil)
 		}
 		if errors.Is(err, introspection.ErrUnavailable) {
-			return p.unavailable(w, err)
+			return p.unavailable(w, r, err)
 		}
 		if errors.Is(err, introspection.ErrInvalidToken) {
-			return p.refuse(w, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
+			return p.refuse(w, r, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
 		}
 		p.logger.Error("authorizing request", zap.Error(err))
 		return caddyhttp.Error(http.StatusInternalServerError, errors.New("identity signing failed"))
@@ -353,10 +358,10 @@ func hasQueryToken(r *http.Request) bool {
 
 const invalidTokenChallenge = `Bearer error="invalid_token", error_description="the access token is invalid, expired or revoked"`
 
-// refuse answers an RFC 6750 §3 error: the challenge in WWW-Authenticate
-// and, for API clients, the error code as JSON. The reason is logged, never
-// the token.
-func (p *Protect) refuse(w http.ResponseWriter, status int, challenge, code string, reason error) error {
+// refuse refuses the request with an RFC 6750 §3 error: the challenge in
+// WWW-Authenticate and, for API clients, the error code as JSON (see
+// answer). The reason is logged, never the token.
+func (p *Protect) refuse(w http.ResponseWriter, r *http.Request, status int, challenge, code string, reason error) error {
 	p.metrics.refused(status)
 	if reason != nil {
 		if ce := p.logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
@@ -369,15 +374,14 @@ func (p *Protect) refuse(w http.ResponseWriter, status int, challenge, code stri
 	if code == "" {
 		code = "unauthorized"
 	}
-	writeJSON(w, status, map[string]string{"error": code})
-	return nil
+	return answer(w, r, status, code)
 }
 
 // unavailable answers a token that cannot be checked now (its
 // authorization server is down, slow or broken) with 503 and Retry-After:
 // the client should retry with the same token, not fetch a new one, so
 // this is not a 401.
-func (p *Protect) unavailable(w http.ResponseWriter, err error) error {
+func (p *Protect) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
 	p.metrics.unavailable.Inc()
 	retry := time.Second
 	if ue := (*introspection.UnavailableError)(nil); errors.As(err, &ue) && ue.RetryAfter > retry {
@@ -389,8 +393,81 @@ func (p *Protect) unavailable(w http.ResponseWriter, err error) error {
 	h := w.Header()
 	h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
 	h.Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+	return answer(w, r, http.StatusServiceUnavailable, "temporarily_unavailable")
+}
+
+// refusal is the error of a refused request, inside the
+// caddyhttp.HandlerError that handle_errors routes see: its text, which
+// they read as {err.message}, is the error code of the JSON body
+// (invalid_request, unauthorized, invalid_token, insufficient_scope or
+// temporarily_unavailable).
+type refusal string
+
+func (e refusal) Error() string { return string(e) }
+
+// answer ends a refused request whose headers are set. If the server's
+// error routes (handle_errors) would handle it, the refusal is returned to
+// them as a caddyhttp.HandlerError, and they write the body. If not —
+// there are none, or none for this site or this status — Caddy would
+// answer the error with its status and an empty body, so answer writes
+// the status and {"error": code} itself and returns nil.
+func answer(w http.ResponseWriter, r *http.Request, status int, code string) error {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+		herr := caddyhttp.Error(status, refusal(code))
+		if errorRoutesTake(r, srv.Errors, herr) {
+			return herr
+		}
+	}
+	writeJSON(w, status, map[string]string{"error": code})
 	return nil
+}
+
+// errorRoutesTake reports whether the error routes of errs would handle
+// herr for r. It evaluates their matchers on r as the server prepares it
+// for them (caddyhttp.Server.ServeHTTP): with the original method, remote
+// address and URI, and with the error in the context and the placeholders.
+// It does so on copies: neither r nor its placeholders change.
+func errorRoutesTake(r *http.Request, errs *caddyhttp.HTTPErrorConfig, herr error) bool {
+	repl := caddy.NewReplacer()
+	if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(orig.Get) // values set on repl (the error's) come first
+	}
+	er := r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+	u := *r.URL
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		er.Method, er.RemoteAddr, er.RequestURI = orig.Method, orig.RemoteAddr, orig.RequestURI
+		if orig.URL != nil {
+			u = *orig.URL
+		}
+	}
+	er.URL = &u
+	return routesTake(errs.Routes, errs.WithError(er, herr))
+}
+
+// routesTake reports whether routes would handle r: a route matches r and
+// has a handler that is not a subroute, or a subroute of it takes r. As in
+// Caddy, routes after a matching terminal route are not reached. A matcher
+// that fails counts as taking r: Caddy handles that error.
+func routesTake(routes caddyhttp.RouteList, r *http.Request) bool {
+	for _, rt := range routes {
+		match, err := rt.MatcherSets.AnyMatchWithError(r)
+		if err != nil {
+			return true
+		}
+		if !match {
+			continue
+		}
+		for _, h := range rt.Handlers {
+			sub, ok := h.(*caddyhttp.Subroute)
+			if !ok || sub.Errors != nil || routesTake(sub.Routes, r) {
+				return true
+			}
+		}
+		if rt.Terminal {
+			return false
+		}
+	}
+	return false
 }
 
 // stripHeader deletes every copy of the header named canon, whatever its

@@ -154,7 +154,7 @@ func (s *Server) metadata() map[string]any {
 	base := strings.TrimSuffix(iss, "/")
 	authMethods := []string{clientstore.AuthMethodBasic, clientstore.AuthMethodPost, clientstore.AuthMethodPrivateKeyJWT}
 	var assertionAlgs []string
-	for _, a := range introspection.AssertionAlgs {
+	for _, a := range introspection.AssertionAlgs() {
 		assertionAlgs = append(assertionAlgs, string(a))
 	}
 	md := map[string]any{

@@ -22,9 +22,17 @@ import (
 // (RFC 7523 §2.2).
 const ClientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-// AssertionAlgs are the signature algorithms accepted in client assertions
-// (RFC 8725 §3.1: an allow-list; `none` and HMAC are never accepted).
-var AssertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
+// assertionAlgs are the signature algorithms accepted in client assertions
+// (RFC 8725 §3.1: an allow-list; `none` and HMAC are never accepted). It
+// is never modified; AssertionAlgs hands out copies.
+var assertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
+
+// AssertionAlgs returns the signature algorithms accepted in client
+// assertions, e.g. for RFC 8414 metadata. The slice is a copy: changing it
+// does not change what Verify accepts.
+func AssertionAlgs() []jose.SignatureAlgorithm {
+	return slices.Clone(assertionAlgs)
+}
 
 // Limits on client assertions.
 const (
@@ -79,7 +87,7 @@ func (v *Assertions) Verify(ctx context.Context, assertion, clientID string) (*c
 	if len(assertion) > MaxAssertionLength {
 		return nil, assertionErr("too long")
 	}
-	jws, err := jose.ParseSigned(assertion, AssertionAlgs)
+	jws, err := jose.ParseSigned(assertion, assertionAlgs)
 	if err != nil {
 		return nil, assertionErr("not a compact JWS with an allowed algorithm (RS256, PS256, ES256, EdDSA)")
 	}

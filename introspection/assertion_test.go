@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,11 +79,11 @@ var (
 
 func keysOfEachAlg(t testing.TB) []assertionKey {
 	allowedKeysOnce.Do(func() {
-		for _, alg := range AssertionAlgs {
+		for _, alg := range AssertionAlgs() {
 			allowedKeys = append(allowedKeys, generateAssertionKey(t, alg, "kid-"+string(alg)))
 		}
 	})
-	if len(allowedKeys) != len(AssertionAlgs) {
+	if len(allowedKeys) != len(assertionAlgs) {
 		t.Fatal("assertion key fixtures were not generated")
 	}
 	return allowedKeys
@@ -264,6 +266,27 @@ func TestAssertionEachAllowedAlgorithm(t *testing.T) {
 				t.Fatalf("without kid: Verify = %v, %v; want client %s", clientID(got), err, id)
 			}
 		})
+	}
+}
+
+// The allow-list cannot be changed from outside (RFC 8725 §3.1): what
+// AssertionAlgs returns is a copy, and writing to it or appending to it
+// leaves the algorithms Verify accepts as they were.
+func TestAssertionAlgsIsACopy(t *testing.T) {
+	want := []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
+	got := AssertionAlgs()
+	if !slices.Equal(got, want) {
+		t.Fatalf("AssertionAlgs() = %v, want %v", got, want)
+	}
+	for i := range got {
+		got[i] = jose.HS256
+	}
+	_ = append(got[:1], jose.HS384)
+	if again := AssertionAlgs(); !slices.Equal(again, want) {
+		t.Errorf("after the caller changed its copy, AssertionAlgs() = %v, want %v", again, want)
+	}
+	if !slices.Equal(assertionAlgs, want) {
+		t.Errorf("after the caller changed its copy, the allow-list is %v, want %v", assertionAlgs, want)
 	}
 }
 
@@ -553,6 +576,118 @@ func TestRevocationsUse(t *testing.T) {
 	e.reopen()
 	if err := e.rev.Use(ctx, "a", live); !errors.Is(err, ErrReplay) {
 		t.Fatalf("Use after reopen of a live id: %v, want ErrReplay (persisted)", err)
+	}
+}
+
+// slowStore is a bbolt store whose RecordOnce and Revoke calls for one key
+// wait until the test lets them through.
+type slowStore struct {
+	*clientstore.BoltStore
+	key     string        // the store key whose calls wait
+	entered chan struct{} // signalled when such a call starts waiting
+	release chan struct{} // closed to let them through
+}
+
+func (s *slowStore) wait(key string) {
+	if key == s.key {
+		s.entered <- struct{}{}
+		<-s.release
+	}
+}
+
+func (s *slowStore) RecordOnce(ctx context.Context, id string, until, now time.Time) error {
+	s.wait(id)
+	return s.BoltStore.RecordOnce(ctx, id, until, now)
+}
+
+func (s *slowStore) Revoke(ctx context.Context, id string, until time.Time) error {
+	s.wait(id)
+	return s.BoltStore.Revoke(ctx, id, until)
+}
+
+// A slow store call (an etcd round trip for a jti or a revocation) holds
+// no lock: while it waits, revocation lookups answer, other ids are used
+// and revoked, and changes from other nodes are applied. A second use of
+// the id being recorded is refused at once.
+func TestRevocationsStoreCallsHoldNoLock(t *testing.T) {
+	for _, slowOp := range []string{"Use", "Revoke"} {
+		t.Run(slowOp, func(t *testing.T) {
+			ctx := context.Background()
+			bolt, err := clientstore.OpenBolt(filepath.Join(t.TempDir(), "g.db"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { bolt.Close() })
+			exp := time.Now().Add(time.Hour)
+			slowTok, revoked, other, fromPeer := TokenID{1}, TokenID{2}, TokenID{3}, TokenID{4}
+			st := &slowStore{BoltStore: bolt, key: oneTimePrefix + "slow-jti", entered: make(chan struct{}, 1), release: make(chan struct{})}
+			if slowOp == "Revoke" {
+				st.key = slowTok.String()
+			}
+			release := sync.OnceFunc(func() { close(st.release) })
+			t.Cleanup(release)
+			rev, err := LoadRevocations(ctx, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rev.Revoke(ctx, Claims{ID: revoked, ExpiresAt: exp.Unix()}); err != nil {
+				t.Fatal(err)
+			}
+
+			slowDone := make(chan error, 1)
+			go func() {
+				if slowOp == "Use" {
+					slowDone <- rev.Use(ctx, "slow-jti", exp)
+				} else {
+					slowDone <- rev.Revoke(ctx, Claims{ID: slowTok, ExpiresAt: exp.Unix()})
+				}
+			}()
+			<-st.entered // the slow call is inside the store now
+
+			othersDone := make(chan struct{})
+			go func() {
+				defer close(othersDone)
+				if !rev.Has(revoked) || rev.Has(other) {
+					t.Errorf("Has while the store is slow: revoked %v, other %v; want true, false", rev.Has(revoked), rev.Has(other))
+				}
+				rev.Apply([]clientstore.Change{{Kind: clientstore.RevocationPut, Name: fromPeer.String(), Until: exp}})
+				if !rev.Has(fromPeer) {
+					t.Error("a revocation from another node is not in force while the store is slow")
+				}
+				if err := rev.Revoke(ctx, Claims{ID: other, ExpiresAt: exp.Unix()}); err != nil || !rev.Has(other) {
+					t.Errorf("Revoke of another token while the store is slow: %v, Has %v", err, rev.Has(other))
+				}
+				if err := rev.Use(ctx, "other-jti", exp); err != nil {
+					t.Errorf("Use of another id while the store is slow: %v", err)
+				}
+				if slowOp == "Use" {
+					if err := rev.Use(ctx, "slow-jti", exp); !errors.Is(err, ErrReplay) {
+						t.Errorf("Use of the id being recorded: %v, want ErrReplay", err)
+					}
+				}
+			}()
+			select {
+			case <-othersDone:
+			case <-time.After(10 * time.Second): // a guard only: the work above takes milliseconds
+				t.Error("lookups and writes of other ids waited for the slow store call")
+				release()
+				<-othersDone
+				<-slowDone
+				t.FailNow()
+			}
+
+			release()
+			if err := <-slowDone; err != nil {
+				t.Fatalf("the slow %s: %v", slowOp, err)
+			}
+			if slowOp == "Use" {
+				if err := rev.Use(ctx, "slow-jti", exp); !errors.Is(err, ErrReplay) {
+					t.Errorf("Use after the slow one was recorded: %v, want ErrReplay", err)
+				}
+			} else if !rev.Has(slowTok) {
+				t.Error("the slow revocation is not in force once stored")
+			}
+		})
 	}
 }
 

@@ -16,11 +16,17 @@ import (
 // only needed until the token would have expired anyway. Every protected
 // request reads it, so reads take no lock: writers, which are rare, copy
 // the map and publish the copy.
+//
+// mu guards memory only and is never held across a call to the store (an
+// etcd round trip when clustered): a slow store delays only the caller
+// waiting for it, not other writers, nor the store's watch applying what
+// other nodes changed.
 type Revocations struct {
-	store clientstore.Store
-	mu    sync.Mutex                        // serializes writers
-	ids   atomic.Pointer[map[TokenID]int64] // → the token's exp, Unix seconds
-	used  map[string]int64                  // one-time id → its expiry; under mu
+	store     clientstore.Store
+	mu        sync.Mutex                        // serializes writers of memory
+	ids       atomic.Pointer[map[TokenID]int64] // → the token's exp, Unix seconds
+	used      map[string]int64                  // one-time id → its expiry; under mu
+	recording map[string]struct{}               // one-time ids being recorded in the store; under mu
 }
 
 // ErrReplay is returned by Use for an id already used.
@@ -79,7 +85,7 @@ func (r *Revocations) add(ids map[TokenID]int64, key string, until time.Time) {
 
 // LoadRevocations reads the persisted revocations of store.
 func LoadRevocations(ctx context.Context, store clientstore.Store) (*Revocations, error) {
-	r := &Revocations{store: store, used: make(map[string]int64)}
+	r := &Revocations{store: store, used: make(map[string]int64), recording: make(map[string]struct{})}
 	ids := make(map[TokenID]int64)
 	err := store.ForEachRevocation(ctx, func(key string, until time.Time) error {
 		r.add(ids, key, until)
@@ -111,13 +117,15 @@ func (r *Revocations) update(edit func(map[TokenID]int64)) {
 }
 
 // Revoke durably records the token as revoked until its expiry, then makes
-// it effective in memory.
+// it effective in memory. The store is written without holding mu:
+// recording a revocation twice, or in either order with another one, ends
+// in the same set.
 func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if err := r.store.Revoke(ctx, c.ID.String(), time.Unix(c.ExpiresAt, 0)); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.update(func(ids map[TokenID]int64) { ids[c.ID] = c.ExpiresAt })
 	return nil
 }
@@ -125,29 +133,54 @@ func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
 // Use records the one-time id as used until its expiry, durably, or
 // returns ErrReplay if it was used before and has not expired yet. It also
 // serves the jti of client assertions (RFC 7523 §3).
+//
+// An id is accepted at most once: across nodes because the store records
+// it atomically (clientstore.OnceRecorder), and on this node also because
+// an id being recorded is reserved in memory first, so a second request
+// with it is refused at once rather than racing the first one to the
+// store. No lock is held while the store is called.
 func (r *Revocations) Use(ctx context.Context, id string, until time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := time.Now()
+	r.mu.Lock()
 	if exp, ok := r.used[id]; ok && exp >= now.Unix() {
+		r.mu.Unlock()
 		return ErrReplay
 	}
-	var err error
-	if once, ok := r.store.(clientstore.OnceRecorder); ok {
-		// Atomic in the store, so two nodes sharing it cannot both accept
-		// the same id.
-		err = once.RecordOnce(ctx, oneTimePrefix+id, until, now)
-		if errors.Is(err, clientstore.ErrUsed) {
-			err = ErrReplay
-		}
-	} else {
-		err = r.store.Revoke(ctx, oneTimePrefix+id, until)
+	if _, busy := r.recording[id]; busy {
+		r.mu.Unlock()
+		return ErrReplay
 	}
+	r.recording[id] = struct{}{}
+	r.mu.Unlock()
+
+	err := r.record(ctx, id, until, now)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.recording, id)
 	if err != nil {
 		return err
 	}
 	r.used[id] = until.Unix()
 	return nil
+}
+
+// record writes the one-time id to the store: ErrReplay if the store
+// already holds it unexpired.
+func (r *Revocations) record(ctx context.Context, id string, until, now time.Time) error {
+	once, ok := r.store.(clientstore.OnceRecorder)
+	if !ok {
+		// Not atomic across processes; the reservation in Use still
+		// keeps this node from accepting the id twice.
+		return r.store.Revoke(ctx, oneTimePrefix+id, until)
+	}
+	// Atomic in the store, so two nodes sharing it cannot both accept the
+	// same id.
+	err := once.RecordOnce(ctx, oneTimePrefix+id, until, now)
+	if errors.Is(err, clientstore.ErrUsed) {
+		err = ErrReplay
+	}
+	return err
 }
 
 // Prune forgets revocations of tokens that have expired by now, in memory
