@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -285,9 +284,8 @@ func (p *Protect) Cleanup() error {
 
 // ServeHTTP admits the request or refuses it. A refusal is returned as a
 // caddyhttp.HandlerError, with the RFC 6750 challenge (or Retry-After)
-// already set on the response, when the server's handle_errors routes
-// take it; otherwise the handler writes the JSON body itself (see
-// answer).
+// already set on the response, when the server has handle_errors routes;
+// otherwise the handler writes the JSON body itself (see answer).
 func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	authz := r.Header["Authorization"]
 	// 1. Whatever happens next, no client-sent copy of the identity header
@@ -405,69 +403,18 @@ type refusal string
 
 func (e refusal) Error() string { return string(e) }
 
-// answer ends a refused request whose headers are set. If the server's
-// error routes (handle_errors) would handle it, the refusal is returned to
-// them as a caddyhttp.HandlerError, and they write the body. If not —
-// there are none, or none for this site or this status — Caddy would
-// answer the error with its status and an empty body, so answer writes
-// the status and {"error": code} itself and returns nil.
+// answer ends a refused request whose headers are set. On a server with
+// error routes (handle_errors) the refusal is returned to them as a
+// caddyhttp.HandlerError, as caddyauth does, and they write the body (a
+// refusal none of them matches gets its status and headers, with no
+// body). On a server without, Caddy would answer a returned error with its
+// status alone, so answer writes {"error": code} itself.
 func answer(w http.ResponseWriter, r *http.Request, status int, code string) error {
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
-		herr := caddyhttp.Error(status, refusal(code))
-		if errorRoutesTake(r, srv.Errors, herr) {
-			return herr
-		}
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+		return caddyhttp.Error(status, refusal(code))
 	}
 	writeJSON(w, status, map[string]string{"error": code})
 	return nil
-}
-
-// errorRoutesTake reports whether the error routes of errs would handle
-// herr for r. It evaluates their matchers on r as the server prepares it
-// for them (caddyhttp.Server.ServeHTTP): with the original method, remote
-// address and URI, and with the error in the context and the placeholders.
-// It does so on copies: neither r nor its placeholders change.
-func errorRoutesTake(r *http.Request, errs *caddyhttp.HTTPErrorConfig, herr error) bool {
-	repl := caddy.NewReplacer()
-	if orig, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(orig.Get) // values set on repl (the error's) come first
-	}
-	er := r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
-	u := *r.URL
-	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
-		er.Method, er.RemoteAddr, er.RequestURI = orig.Method, orig.RemoteAddr, orig.RequestURI
-		if orig.URL != nil {
-			u = *orig.URL
-		}
-	}
-	er.URL = &u
-	return routesTake(errs.Routes, errs.WithError(er, herr))
-}
-
-// routesTake reports whether routes would handle r: a route matches r and
-// has a handler that is not a subroute, or a subroute of it takes r. As in
-// Caddy, routes after a matching terminal route are not reached. A matcher
-// that fails counts as taking r: Caddy handles that error.
-func routesTake(routes caddyhttp.RouteList, r *http.Request) bool {
-	for _, rt := range routes {
-		match, err := rt.MatcherSets.AnyMatchWithError(r)
-		if err != nil {
-			return true
-		}
-		if !match {
-			continue
-		}
-		for _, h := range rt.Handlers {
-			sub, ok := h.(*caddyhttp.Subroute)
-			if !ok || sub.Errors != nil || routesTake(sub.Routes, r) {
-				return true
-			}
-		}
-		if rt.Terminal {
-			return false
-		}
-	}
-	return false
 }
 
 // stripHeader deletes every copy of the header named canon, whatever its

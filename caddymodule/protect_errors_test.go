@@ -1,8 +1,8 @@
 package caddymodule
 
-// Refusals of gatehouse_protect under Caddy's error handling: returned to
-// the site's handle_errors routes when they take them, otherwise answered
-// by the handler itself, with the same status, headers and JSON body.
+// Refusals of gatehouse_protect under Caddy's error handling: on a server
+// with handle_errors routes they are returned to them, otherwise answered
+// by the handler itself, with its JSON body.
 
 import (
 	"fmt"
@@ -19,10 +19,10 @@ import (
 )
 
 // handleErrorsConfig has a protected site on a server without error
-// routes (:9082), and three protected sites on one server (:9081): with a
-// catch-all handle_errors (127.0.0.1), with one for 401 and 403
-// (127.0.0.2), and with one for 404 only (localhost). On each, /remote
-// checks tokens at an introspection endpoint that refuses connections.
+// routes (:9082), and two protected sites on one server (:9081): with a
+// catch-all handle_errors (127.0.0.1), and with one for 401 and 403
+// (127.0.0.2). On each, /remote checks tokens at an introspection endpoint
+// that refuses connections.
 func handleErrorsConfig(dbPath, deadURL string) string {
 	protected := fmt.Sprintf(`	handle /remote {
 		gatehouse_protect {
@@ -61,15 +61,7 @@ http://127.0.0.2:9081 {
 		respond "{err.status_code}: {err.message}"
 	}
 %s}
-http://localhost:9081 {
-	handle_errors 404 {
-		respond "not found page" 404
-	}
-	handle /missing {
-		error 404
-	}
-%s}
-`, dbPath, protected, protected, protected, protected)
+`, dbPath, protected, protected, protected)
 }
 
 var protectedOutcomeRE = regexp.MustCompile(`(?m)^gatehouse_protected_requests_total\{outcome="(\w+)"\} (\S+)$`)
@@ -161,19 +153,12 @@ func TestProtectRefusalsAndHandleErrors(t *testing.T) {
 	}
 
 	before := protectedOutcomes(t)
-	// Without error routes for the refusal, the handler's own answer: the
-	// JSON error code.
-	for _, base := range []string{"http://localhost:9082", "http://localhost:9081"} {
-		t.Run("own answer at "+base, func(t *testing.T) {
-			for _, rf := range refusals {
-				check(t, base, rf, `{"error":"`+rf.code+`"}`, "application/json")
-			}
-		})
-	}
-	// The site's handle_errors 404 is in force for its 404s.
-	if resp, body := callAPI(t, "http://localhost:9081/missing", "", nil); resp.StatusCode != 404 || body != "not found page" {
-		t.Errorf("/missing on the site with handle_errors 404: %d %q, want its 404 page", resp.StatusCode, body)
-	}
+	// Without error routes, the handler's own answer: the JSON error code.
+	t.Run("own answer", func(t *testing.T) {
+		for _, rf := range refusals {
+			check(t, "http://localhost:9082", rf, `{"error":"`+rf.code+`"}`, "application/json")
+		}
+	})
 	// With a catch-all handle_errors, the site's own body, and the
 	// challenge and caching headers still set.
 	t.Run("handle_errors", func(t *testing.T) {
@@ -182,20 +167,21 @@ func TestProtectRefusalsAndHandleErrors(t *testing.T) {
 		}
 	})
 	// With handle_errors 401 403, those statuses get the site's body, the
-	// others the handler's own answer.
+	// others what Caddy gives an error no route handles: the status, with
+	// the challenge and caching headers, and no body.
 	t.Run("handle_errors 401 403", func(t *testing.T) {
 		for _, rf := range refusals {
 			if rf.status == 401 || rf.status == 403 {
 				check(t, "http://127.0.0.2:9081", rf, fmt.Sprintf("%d: %s", rf.status, rf.code), "text/plain; charset=utf-8")
 			} else {
-				check(t, "http://127.0.0.2:9081", rf, `{"error":"`+rf.code+`"}`, "application/json")
+				check(t, "http://127.0.0.2:9081", rf, "", "")
 			}
 		}
 	})
 
 	// Each refusal counted once, by outcome, however it was answered.
 	after := protectedOutcomes(t)
-	for outcome, want := range map[string]int{"bad_request": 4, "unauthorized": 8, "forbidden": 4, "unavailable": 4, "granted": 0} {
+	for outcome, want := range map[string]int{"bad_request": 3, "unauthorized": 6, "forbidden": 3, "unavailable": 3, "granted": 0} {
 		if got := after[outcome] - before[outcome]; got != want {
 			t.Errorf("gatehouse_protected_requests_total{outcome=%q} grew by %d, want %d", outcome, got, want)
 		}
