@@ -173,20 +173,6 @@ type RouteConfig struct {
 	Enrich Enrichment // for remote tokens; "" is EnrichLocalWins
 }
 
-// NewRoute returns the identity minter of a route. aud is the route's
-// audience (empty: the token's own audiences); cacheSize bounds its cache
-// (DefaultIdentityCacheSize if not positive).
-func (a *Authority) NewRoute(aud string, cacheSize int) *Route {
-	return a.NewPolicyRoute(nil, aud, cacheSize)
-}
-
-// NewPolicyRoute is NewRoute with the route's policy: every scope in
-// scopes is required, and aud, if set, must be one of the token's
-// audiences.
-func (a *Authority) NewPolicyRoute(scopes []string, aud string, cacheSize int) *Route {
-	return a.Route(RouteConfig{Scopes: scopes, Audience: aud, CacheSize: cacheSize})
-}
-
 // Route returns a route with the given policy and token sources.
 func (a *Authority) Route(cfg RouteConfig) *Route {
 	if cfg.CacheSize <= 0 {
@@ -435,28 +421,6 @@ func remoteKey(token string) string {
 
 func (rt *Route) allows(r *Result) bool {
 	return r.HasScopes(rt.scopes) && (rt.needAud == "" || r.HasAudience(rt.needAud))
-}
-
-// Identity returns a signed identity JWT for the checked token r, as r
-// says it (no policy, no enrichment). A cached JWT is reused only while it
-// was made from the client's state r has (same revision) and has at least
-// a quarter of its lifetime left, so a backend never gets one past its exp
-// and sees metadata changes on the next request.
-func (rt *Route) Identity(r *Result) (string, error) {
-	now := rt.auth.now().Unix()
-	key := r.Token
-	if r.Remote != nil && r.Token != "" {
-		key = remoteKey(r.Token)
-	}
-	if g := rt.cache.get(key); g != nil && g.Result.Claims.ClientID == r.Claims.ClientID && g.clientRev == revision(r.Client) &&
-		(g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
-		return g.JWT, nil
-	}
-	g, err := rt.sign(r, now, key)
-	if err != nil {
-		return "", err
-	}
-	return g.JWT, nil
 }
 
 // sign signs a new identity JWT for r and caches the grant under key: the

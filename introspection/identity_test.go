@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -79,15 +80,20 @@ func (v verifiedJWT) num(t testing.TB, name string) int64 {
 	return i
 }
 
-// identity checks tok and returns the route's identity JWT for it, verified.
+// route is a route of e with audience aud (also its policy) and a cache of
+// size grants (the default if 0).
+func (e *env) route(aud string, size int) *Route {
+	return e.auth.Route(RouteConfig{Audience: aud, CacheSize: size})
+}
+
+// identity authorizes tok on rt and returns its identity JWT, verified.
 func (e *env) identity(t testing.TB, rt *Route, tok string) (string, verifiedJWT) {
 	t.Helper()
-	r := e.check(t, tok)
-	jwt, err := rt.Identity(&r)
+	g, err := rt.Authorize(context.Background(), tok)
 	if err != nil {
-		t.Fatalf("Identity: %v", err)
+		t.Fatalf("Authorize: %v", err)
 	}
-	return jwt, verifyJWT(t, e.signer.JWKS(), jwt, e.signer.Alg())
+	return g.JWT, verifyJWT(t, e.signer.JWKS(), g.JWT, e.signer.Alg())
 }
 
 func TestIdentityJWT(t *testing.T) {
@@ -95,8 +101,7 @@ func TestIdentityJWT(t *testing.T) {
 	cl := e.newClient("svc")
 	tok := e.issue(cl).AccessToken
 	r := e.check(t, tok)
-	rt := e.auth.NewRoute(testAudience, 0)
-	jwt, v := e.identity(t, rt, tok)
+	jwt, v := e.identity(t, e.route(testAudience, 0), tok)
 
 	if v.header["alg"] != AlgES256 || v.alg != AlgES256 {
 		t.Errorf("header alg = %v, want %s", v.header["alg"], AlgES256)
@@ -161,13 +166,7 @@ func TestIdentityJWT(t *testing.T) {
 
 func TestIdentityJWTRefusedUnderOtherAlgorithms(t *testing.T) {
 	e := newEnv(t)
-	jwt, err := func() (string, error) {
-		r := e.check(t, e.issue(e.newClient("svc")).AccessToken)
-		return e.auth.NewRoute(testAudience, 0).Identity(&r)
-	}()
-	if err != nil {
-		t.Fatalf("Identity: %v", err)
-	}
+	jwt, _ := e.identity(t, e.route(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
 	// RFC 8725 §3.1: a verifier's allow-list decides, not the JWT.
 	for _, algs := range [][]jose.SignatureAlgorithm{{jose.HS256}, {jose.RS256, jose.EdDSA}, {"none"}} {
 		if _, err := jose.ParseSigned(jwt, algs); err == nil {
@@ -193,8 +192,7 @@ func TestIdentityExpNeverPastTokenExp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e.clock.Set(tt.now)
-			rt := e.auth.NewRoute(testAudience, 0)
-			_, v := e.identity(t, rt, tok)
+			_, v := e.identity(t, e.route(testAudience, 0), tok)
 			if exp := v.num(t, "exp"); exp != tt.wantExp {
 				t.Errorf("exp = %d, want min(iat+IdentityTTL, token exp) = %d", exp, tt.wantExp)
 			}
@@ -207,7 +205,7 @@ func TestIdentityExpNeverPastTokenExp(t *testing.T) {
 
 func TestIdentityHonoursIdentityTTL(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *Config) { c.IdentityTTL = time.Minute }))
-	_, v := e.identity(t, e.auth.NewRoute(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
+	_, v := e.identity(t, e.route(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
 	if exp, iat := v.num(t, "exp"), v.num(t, "iat"); exp-iat != 60 {
 		t.Errorf("exp-iat = %d, want IdentityTTL 60s", exp-iat)
 	}
@@ -233,7 +231,7 @@ func TestIdentityCacheReuse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			tok := e.issue(e.newClient("svc")).AccessToken
-			rt := e.auth.NewRoute(testAudience, 0)
+			rt := e.route(testAudience, 0)
 			first, v1 := e.identity(t, rt, tok)
 
 			e.clock.Advance(tt.advance)
@@ -263,7 +261,7 @@ func TestIdentityFollowsClientUpdate(t *testing.T) {
 	e := newEnv(t)
 	cl := e.newClient("svc")
 	tok := e.issue(cl).AccessToken
-	rt := e.auth.NewRoute(testAudience, 0)
+	rt := e.route(testAudience, 0)
 	first, _ := e.identity(t, rt, tok)
 
 	c := cl.Clone()
@@ -289,6 +287,42 @@ func TestIdentityFollowsClientUpdate(t *testing.T) {
 	}
 }
 
+// A cached grant is never served for a token that was revoked, or whose
+// client was disabled, since it was cached.
+func TestIdentityCacheRefusesRevoked(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		apply func(e *env, cl *clientstore.Client, tok string) error
+		want  error
+	}{
+		{"token revoked", func(e *env, cl *clientstore.Client, tok string) error { return e.auth.Revoke(ctx, cl, tok) }, ErrRevoked},
+		{"client disabled", func(e *env, cl *clientstore.Client, _ string) error {
+			c := cl.Clone()
+			c.Disabled = true
+			_, err := e.cache.Update(ctx, c)
+			return err
+		}, ErrDisabled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			cl := e.newClient("svc")
+			tok := e.issue(cl).AccessToken
+			rt := e.route(testAudience, 0)
+			e.identity(t, rt, tok)
+			if rt.cache.get(tok) == nil {
+				t.Fatal("the grant is not cached")
+			}
+			if err := tc.apply(e, cl, tok); err != nil {
+				t.Fatal(err)
+			}
+			if g, err := rt.Authorize(ctx, tok); !errors.Is(err, tc.want) {
+				t.Errorf("Authorize: %v, %v; want %v", g, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestIdentityAudience(t *testing.T) {
 	const a, b = "https://a.example.com", "https://b.example.com"
 	tests := []struct {
@@ -298,7 +332,7 @@ func TestIdentityAudience(t *testing.T) {
 		routeAud string
 		want     any // decoded "aud", or nil for absent
 	}{
-		{"route audience wins", []string{a, b}, nil, "https://route.example.com", "https://route.example.com"},
+		{"route audience wins", []string{a, b, "https://route.example.com"}, nil, "https://route.example.com", "https://route.example.com"},
 		{"route empty, token has one", []string{a}, nil, "", a},
 		{"route empty, token has two", []string{a, b}, nil, "", []any{a, b}},
 		{"route empty, token down-scoped", []string{a, b}, []string{b}, "", b},
@@ -315,7 +349,7 @@ func TestIdentityAudience(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}
-			_, v := e.identity(t, e.auth.NewRoute(tt.routeAud, 0), tok.AccessToken)
+			_, v := e.identity(t, e.route(tt.routeAud, 0), tok.AccessToken)
 			got, present := v.claims["aud"]
 			if tt.want == nil {
 				if present {
@@ -337,7 +371,7 @@ func TestIdentityOwnerAndExtAlwaysPresent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	_, v := e.identity(t, e.auth.NewRoute(testAudience, 0), e.issue(cl).AccessToken)
+	_, v := e.identity(t, e.route(testAudience, 0), e.issue(cl).AccessToken)
 	if v.claims["owner"] != "" {
 		t.Errorf(`owner = %#v, want present and ""`, v.claims["owner"])
 	}
@@ -350,14 +384,19 @@ func TestIdentityOwnerAndExtAlwaysPresent(t *testing.T) {
 // route.
 func TestIdentityPerRoute(t *testing.T) {
 	e := newEnv(t)
-	tok := e.issue(e.newClient("svc")).AccessToken
-	ra, rb := e.auth.NewRoute("https://a.example.com", 0), e.auth.NewRoute("https://b.example.com", 0)
+	const a, b = "https://a.example.com", "https://b.example.com"
+	cl, _, err := e.cache.Create(context.Background(), &clientstore.Client{ID: "svc", Scope: "s", Audience: []string{a, b}})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	tok := e.issue(cl).AccessToken
+	ra, rb := e.route(a, 0), e.route(b, 0)
 	ja, va := e.identity(t, ra, tok)
 	jb, vb := e.identity(t, rb, tok)
 	if ja == jb {
 		t.Fatal("two routes returned the same JWT, want one per route")
 	}
-	if va.claims["aud"] != "https://a.example.com" || vb.claims["aud"] != "https://b.example.com" {
+	if va.claims["aud"] != a || vb.claims["aud"] != b {
 		t.Errorf("aud = %v and %v, want each route's own", va.claims["aud"], vb.claims["aud"])
 	}
 	if again, _ := e.identity(t, ra, tok); again != ja {
@@ -372,13 +411,10 @@ func TestIdentityCacheBounded(t *testing.T) {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			e := newEnv(t)
 			cl := e.newClient("svc")
-			rt := e.auth.NewRoute(testAudience, size)
+			rt := e.route(testAudience, size)
 			const tokens = 2000
 			for i := range tokens {
-				r := e.check(t, e.issue(cl).AccessToken)
-				if _, err := rt.Identity(&r); err != nil {
-					t.Fatalf("Identity #%d: %v", i, err)
-				}
+				e.identity(t, rt, e.issue(cl).AccessToken)
 				if i%100 == 99 {
 					if n := cachedGrants(rt); n > size {
 						t.Fatalf("after %d tokens the cache holds %d grants, want at most %d", i+1, n, size)
@@ -404,7 +440,7 @@ func cachedGrants(rt *Route) int {
 func TestIdentityCacheKeepsTokensInUse(t *testing.T) {
 	e := newEnv(t)
 	cl := e.newClient("svc")
-	rt := e.auth.NewRoute(testAudience, 64)
+	rt := e.route(testAudience, 64)
 	hot := make([]string, 8)
 	jwts := make([]string, len(hot))
 	for i := range hot {
@@ -426,20 +462,20 @@ func TestIdentityCacheKeepsTokensInUse(t *testing.T) {
 	}
 }
 
-func TestNewRouteDefaultCacheSize(t *testing.T) {
+func TestRouteDefaults(t *testing.T) {
 	e := newEnv(t)
 	for _, size := range []int{0, -1} {
-		rt := e.auth.NewRoute("", size)
+		rt := e.route("", size)
 		if got := rt.cache.c.GetMaximum(); got != DefaultIdentityCacheSize {
-			t.Errorf("NewRoute(size %d): cache bound %d, want DefaultIdentityCacheSize %d", size, got, DefaultIdentityCacheSize)
+			t.Errorf("Route(CacheSize %d): cache bound %d, want DefaultIdentityCacheSize %d", size, got, DefaultIdentityCacheSize)
 		}
 		if rt.audience != nil {
-			t.Errorf("NewRoute(\"\") audience = %q, want none (the token's own)", rt.audience)
+			t.Errorf("Route(Audience \"\"): audience = %q, want none (the token's own)", rt.audience)
 		}
 	}
 }
 
-// Checks, identity JWTs and client updates run concurrently on the hot path;
+// Requests and client updates run concurrently on the hot path;
 // run under -race.
 func TestIdentityConcurrent(t *testing.T) {
 	ctx := context.Background()
@@ -449,7 +485,7 @@ func TestIdentityConcurrent(t *testing.T) {
 	for i := range toks {
 		toks[i] = e.issue(cl).AccessToken
 	}
-	rt := e.auth.NewRoute(testAudience, 4)
+	rt := e.route(testAudience, 4)
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for g := 0; g < 4; g++ {
@@ -457,14 +493,9 @@ func TestIdentityConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 100; i++ {
-				r, err := e.auth.Check(toks[(g+i)%len(toks)])
-				if err != nil {
-					errs <- fmt.Errorf("Check: %w", err)
-					return
-				}
-				jwt, err := rt.Identity(&r)
-				if err != nil || jwt == "" {
-					errs <- fmt.Errorf("Identity: %q, %v", jwt, err)
+				gr, err := rt.Authorize(ctx, toks[(g+i)%len(toks)])
+				if err != nil || gr.JWT == "" {
+					errs <- fmt.Errorf("Authorize: %v, %v", gr, err)
 					return
 				}
 			}
