@@ -100,7 +100,7 @@ http://localhost:9081 {
 	c := createClient(t, demoClient)
 	tok := fetchToken(t, c).AccessToken
 	var got []string
-	for range 4 { // the identity is cached at the second request (the doorkeeper)
+	for range 4 { // the identity is signed once, then served from the cache
 		if resp, body := callAPI(t, apiURL, "Bearer "+tok, nil); resp.StatusCode != http.StatusOK {
 			t.Fatalf("protected call: %d %s", resp.StatusCode, body)
 		}

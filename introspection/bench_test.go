@@ -1,10 +1,11 @@
 package introspection
 
 import (
+	"context"
 	"testing"
 )
 
-// The hot path: ParseBearer → Check → Identity (a cache hit nearly always).
+// The hot path: ParseBearer → Authorize (a cache hit nearly always).
 // Run with: go test -run '^$' -bench . ./introspection/
 
 func BenchmarkSeal(b *testing.B) {
@@ -46,14 +47,15 @@ func BenchmarkCheck(b *testing.B) {
 
 func BenchmarkIdentityHit(b *testing.B) {
 	e := newEnv(b)
-	r := e.check(b, e.issue(e.newClient("svc")).AccessToken)
-	rt := e.auth.NewRoute(testAudience, 0)
-	if _, err := rt.Identity(&r); err != nil { // warm the cache
+	tok := e.issue(e.newClient("svc")).AccessToken
+	rt := e.route(testAudience, 0)
+	ctx := context.Background()
+	if _, err := rt.Authorize(ctx, tok); err != nil { // warm the cache
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := rt.Identity(&r); err != nil {
+		if _, err := rt.Authorize(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -64,15 +66,16 @@ func BenchmarkIdentityHit(b *testing.B) {
 func BenchmarkIdentityMiss(b *testing.B) {
 	e := newEnv(b)
 	cl := e.newClient("svc")
-	rt := e.auth.NewRoute(testAudience, 0)
-	results := make([]Result, b.N)
-	for i := range results {
-		results[i] = e.check(b, e.issue(cl).AccessToken)
+	rt := e.route(testAudience, 0)
+	ctx := context.Background()
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tokens[i] = e.issue(cl).AccessToken
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := rt.Identity(&results[i]); err != nil {
+		if _, err := rt.Authorize(ctx, tokens[i]); err != nil {
 			b.Fatal(err)
 		}
 	}

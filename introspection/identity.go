@@ -8,23 +8,19 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"hash/maphash"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
-	"github.com/gatehousehq/gatehouse/clientstore/offheap"
+	"github.com/maypok86/otter/v2"
 )
 
 // DefaultIdentityCacheSize bounds the identity-JWT cache of one route.
 const DefaultIdentityCacheSize = 10_000
 
-// identityClaims is the payload of an identity JWT (DESIGN.md, "The
-// identity JWT"). owner and ext are always present so backends see one
-// shape.
+// identityClaims is the payload of an identity JWT (README, "The identity
+// JWT"). owner and ext are always present so backends see one shape.
 type identityClaims struct {
 	Iss      string   `json:"iss"`
 	Sub      string   `json:"sub"`
@@ -177,20 +173,6 @@ type RouteConfig struct {
 	Enrich Enrichment // for remote tokens; "" is EnrichLocalWins
 }
 
-// NewRoute returns the identity minter of a route. aud is the route's
-// audience (empty: the token's own audiences); cacheSize bounds its cache
-// (DefaultIdentityCacheSize if not positive).
-func (a *Authority) NewRoute(aud string, cacheSize int) *Route {
-	return a.NewPolicyRoute(nil, aud, cacheSize)
-}
-
-// NewPolicyRoute is NewRoute with the route's policy: every scope in
-// scopes is required, and aud, if set, must be one of the token's
-// audiences.
-func (a *Authority) NewPolicyRoute(scopes []string, aud string, cacheSize int) *Route {
-	return a.Route(RouteConfig{Scopes: scopes, Audience: aud, CacheSize: cacheSize})
-}
-
 // Route returns a route with the given policy and token sources.
 func (a *Authority) Route(cfg RouteConfig) *Route {
 	if cfg.CacheSize <= 0 {
@@ -210,7 +192,7 @@ func (a *Authority) Route(cfg RouteConfig) *Route {
 // Grant is what a request with a valid token gets on a route. It is shared
 // between requests: never modify it. Its Result has no Client, a grant
 // keeps only the client's revision to know when it no longer holds, and
-// no Token: the cache keeps the token off the Go heap. Header values made
+// no Token: the cache key is the token (or its hash). Header values made
 // from it must be fresh slices per request — handlers after ours may edit
 // a request's header values in place (request_header with a regex does).
 type Grant struct {
@@ -222,8 +204,7 @@ type Grant struct {
 	Placeholder func(key string) (any, bool)
 
 	clientRev uint64 // revision of the local client it was made from; 0: none
-	exp       int64
-	refreshAt int64 // reused only before this (Unix seconds)
+	refreshAt int64  // reused only before this (Unix seconds)
 
 	// For placeholders: the owner, and a local client's metadata as JSON,
 	// decoded only when a placeholder first asks for it. One allocation,
@@ -250,11 +231,11 @@ func (rt *Route) Authorize(ctx context.Context, token string) (*Grant, error) {
 	}
 	if rt.remote != nil {
 		key := remoteKey(token)
-		if g := rt.cache.getBytes(key[:]); g != nil && g.Result.Remote != nil && now < g.refreshAt && rt.currentRemote(g) {
+		if g := rt.cache.get(key); g != nil && g.Result.Remote != nil && now < g.refreshAt && rt.currentRemote(g) {
 			return rt.admit(g)
 		}
 		if !rt.owns(token) {
-			return rt.authorizeRemote(ctx, token, string(key[:]), now)
+			return rt.authorizeRemote(ctx, token, key, now)
 		}
 	}
 	res, err := rt.auth.Check(token)
@@ -335,7 +316,7 @@ func (rt *Route) localRecord(clientID string) *clientstore.Client {
 }
 
 // enrichResult merges the local client record of the same client_id into
-// a remote result (DESIGN.md: operator-set metadata is trusted). A local
+// a remote result (operator-set metadata is trusted). A local
 // record that is disabled refuses the token: the operator's switch holds
 // whichever server issued it.
 func (rt *Route) enrichResult(r *Result) error {
@@ -433,35 +414,13 @@ func (rt *Route) owns(token string) bool {
 
 // remoteKey is the cache key of a remote token: its SHA-256, so that the
 // token itself is never kept as a key.
-func remoteKey(token string) [sha256.Size]byte {
-	return sha256.Sum256([]byte(token))
+func remoteKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return string(sum[:])
 }
 
 func (rt *Route) allows(r *Result) bool {
 	return r.HasScopes(rt.scopes) && (rt.needAud == "" || r.HasAudience(rt.needAud))
-}
-
-// Identity returns a signed identity JWT for the checked token r, as r
-// says it (no policy, no enrichment). A cached JWT is reused only while it
-// was made from the client's state r has (same revision) and has at least
-// a quarter of its lifetime left, so a backend never gets one past its exp
-// and sees metadata changes on the next request.
-func (rt *Route) Identity(r *Result) (string, error) {
-	now := rt.auth.now().Unix()
-	key := r.Token
-	if r.Remote != nil && r.Token != "" {
-		k := remoteKey(r.Token)
-		key = string(k[:])
-	}
-	if g := rt.cache.get(key); g != nil && g.Result.Claims.ClientID == r.Claims.ClientID && g.clientRev == revision(r.Client) &&
-		(g.Result.Remote == nil) == (r.Remote == nil) && now < g.refreshAt {
-		return g.JWT, nil
-	}
-	g, err := rt.sign(r, now, key)
-	if err != nil {
-		return "", err
-	}
-	return g.JWT, nil
 }
 
 // sign signs a new identity JWT for r and caches the grant under key: the
@@ -519,21 +478,20 @@ func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
 	g := &Grant{
 		Result:    *r,
 		clientRev: revision(r.Client),
-		exp:       exp,
 		refreshAt: now + (exp-now)*3/4,
 		bearer:    bearerPrefix + jwt,
 	}
 	g.JWT = g.bearer[len(bearerPrefix):]
 	buf := owner + string(md)
 	g.owner, g.mdJSON = buf[:len(owner)], buf[len(owner):]
-	g.Result.Client, g.Result.Token = nil, "" // the revision is all a grant needs of the client; the cache keeps the token
+	g.Result.Client, g.Result.Token = nil, "" // the revision is all a grant needs of the client; the key is the token
 	if r.Remote != nil {
 		// Never past the remote answer's own lifetime.
 		g.refreshAt = min(g.refreshAt, r.Remote.Until.Unix())
 	}
 	g.Placeholder = g.placeholder
 	if key != "" && now < g.refreshAt {
-		rt.cache.put(key, g, now)
+		rt.cache.put(key, g)
 	}
 	return g, nil
 }
@@ -576,157 +534,29 @@ func (g *Grant) metadata() clientstore.Metadata {
 	return g.md
 }
 
-const identityShards = 64
-
-// identityCache is a bounded map of grants by token (or by the SHA-256 of
-// a remote token), sharded to keep lock contention low on the hot path;
-// when a shard is full it drops stale entries, or else one at random.
-//
-// A token's identity is cached the second time it is signed, not the
-// first (the doorkeeper of TinyLFU): a token used once — a client that
-// fetches a token per request, a sweep over many tokens — would only
-// push out identities that are used again, and cost memory. A token used
-// more than once is signed twice in all.
-//
-// The key of each entry (a token is a few hundred bytes) is kept off the
-// Go heap (package offheap), where readers compare it under their shard's
-// read lock; records move or go only under the write lock. The identity
-// JWT stays on the heap: requests share it rather than copy it, which
-// would cost every request an allocation of its size.
+// identityCache holds grants by token (or by the SHA-256 of a remote
+// token), at most size of them. otter decides which to keep (W-TinyLFU):
+// a new entry displaces an old one only if its key was asked for more
+// often, so a sweep of tokens used once does not push out the grants of
+// tokens in use. Entries have no expiry of their own: Authorize serves a
+// grant only before its refreshAt, a fresh grant replaces a stale one
+// under the same key, and stale grants of tokens no longer presented go
+// as others come in. (An expiry would cost a clock read on every hit.)
 type identityCache struct {
-	perShard int
-	seed     maphash.Seed
-	seen     []atomic.Uint64 // the doorkeeper: hashes of keys signed once, by hash modulo its length
-	arena    *offheap.Arena
-	arenaMu  sync.Mutex // serializes the arena's writers: put and its compaction
-	shards   [identityShards]struct {
-		mu sync.RWMutex
-		m  map[uint64]cached // by the key's hash
-	}
-}
-
-// cached is an entry: its grant and its key in the arena.
-type cached struct {
-	g   *Grant
-	key offheap.Handle
+	c *otter.Cache[string, *Grant]
 }
 
 func newIdentityCache(size int) *identityCache {
-	c := &identityCache{perShard: max(1, size/identityShards), seed: maphash.MakeSeed(), arena: offheap.New(offheap.Options{}),
-		seen: make([]atomic.Uint64, max(size, identityShards))}
-	for i := range c.shards {
-		c.shards[i].m = make(map[uint64]cached)
-	}
-	return c
+	return &identityCache{c: otter.Must(&otter.Options[string, *Grant]{MaximumSize: size})}
 }
 
 // get returns the grant cached under key, nil if there is none.
 func (c *identityCache) get(key string) *Grant {
-	return c.lookup(maphash.String(c.seed, key), key)
+	g, _ := c.c.GetIfPresent(key)
+	return g
 }
 
-// getBytes is get for a key held in bytes, without allocating.
-func (c *identityCache) getBytes(key []byte) *Grant {
-	if len(key) == 0 {
-		return nil
-	}
-	return c.lookup(maphash.Bytes(c.seed, key), unsafe.String(&key[0], len(key))) // only compared
-}
-
-func (c *identityCache) lookup(h uint64, key string) *Grant {
-	s := &c.shards[h%identityShards]
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	e, ok := s.m[h]
-	if !ok || c.arena.String(e.key) != key { // none, or another key of the same hash
-		return nil
-	}
-	return e.g
-}
-
-// put caches g under key if the doorkeeper remembers that key was put
-// before; now tells stale entries.
-func (c *identityCache) put(key string, g *Grant, now int64) {
-	if h := maphash.String(c.seed, key); c.admit(h) {
-		c.store(h, key, g, now)
-	}
-}
-
-// store caches g under key, of hash h.
-func (c *identityCache) store(h uint64, key string, g *Grant, now int64) {
-	c.arenaMu.Lock()
-	defer c.arenaMu.Unlock()
-	rec := c.arena.Append(key)
-	s := &c.shards[h%identityShards]
-	s.mu.Lock()
-	if old, ok := s.m[h]; ok {
-		c.arena.Release(old.key)
-	} else if len(s.m) >= c.perShard {
-		// Look at a few entries (map order is random): drop the stale
-		// ones, or the last one seen if none is stale.
-		var victim uint64
-		freed, seen := false, 0
-		for k, old := range s.m {
-			if old.g.exp <= now {
-				c.drop(s.m, k)
-				freed = true
-			}
-			victim = k
-			if seen++; seen == 8 {
-				break
-			}
-		}
-		if !freed {
-			c.drop(s.m, victim)
-		}
-	}
-	s.m[h] = cached{g: g, key: rec}
-	s.mu.Unlock()
-	c.arena.Compact(c.walk)
-}
-
-// admit reports whether the key of hash h was put before, as far as the
-// doorkeeper remembers: each slot holds the last hash that landed on it.
-func (c *identityCache) admit(h uint64) bool {
-	slot := &c.seen[h%uint64(len(c.seen))]
-	if slot.Load() == h {
-		return true
-	}
-	slot.Store(h)
-	return false
-}
-
-// drop removes the entry k of a shard's map m, whose lock the caller holds.
-func (c *identityCache) drop(m map[uint64]cached, k uint64) {
-	if e, ok := m[k]; ok {
-		c.arena.Release(e.key)
-		delete(m, k)
-	}
-}
-
-// walk lets the arena move records, a shard at a time under its lock.
-func (c *identityCache) walk(move func(offheap.Handle) offheap.Handle) {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for k, e := range s.m {
-			if n := move(e.key); n != e.key {
-				e.key = n
-				s.m[k] = e
-			}
-		}
-		s.mu.Unlock()
-	}
-}
-
-// len is the number of cached entries.
-func (c *identityCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
+// put caches g under key.
+func (c *identityCache) put(key string, g *Grant) {
+	c.c.Set(key, g)
 }

@@ -5,17 +5,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"hash/maphash"
 	"reflect"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
-	"github.com/gatehousehq/gatehouse/clientstore/offheap"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -82,15 +80,20 @@ func (v verifiedJWT) num(t testing.TB, name string) int64 {
 	return i
 }
 
-// identity checks tok and returns the route's identity JWT for it, verified.
+// route is a route of e with audience aud (also its policy) and a cache of
+// size grants (the default if 0).
+func (e *env) route(aud string, size int) *Route {
+	return e.auth.Route(RouteConfig{Audience: aud, CacheSize: size})
+}
+
+// identity authorizes tok on rt and returns its identity JWT, verified.
 func (e *env) identity(t testing.TB, rt *Route, tok string) (string, verifiedJWT) {
 	t.Helper()
-	r := e.check(t, tok)
-	jwt, err := rt.Identity(&r)
+	g, err := rt.Authorize(context.Background(), tok)
 	if err != nil {
-		t.Fatalf("Identity: %v", err)
+		t.Fatalf("Authorize: %v", err)
 	}
-	return jwt, verifyJWT(t, e.signer.JWKS(), jwt, e.signer.Alg())
+	return g.JWT, verifyJWT(t, e.signer.JWKS(), g.JWT, e.signer.Alg())
 }
 
 func TestIdentityJWT(t *testing.T) {
@@ -98,8 +101,7 @@ func TestIdentityJWT(t *testing.T) {
 	cl := e.newClient("svc")
 	tok := e.issue(cl).AccessToken
 	r := e.check(t, tok)
-	rt := e.auth.NewRoute(testAudience, 0)
-	jwt, v := e.identity(t, rt, tok)
+	jwt, v := e.identity(t, e.route(testAudience, 0), tok)
 
 	if v.header["alg"] != AlgES256 || v.alg != AlgES256 {
 		t.Errorf("header alg = %v, want %s", v.header["alg"], AlgES256)
@@ -164,13 +166,7 @@ func TestIdentityJWT(t *testing.T) {
 
 func TestIdentityJWTRefusedUnderOtherAlgorithms(t *testing.T) {
 	e := newEnv(t)
-	jwt, err := func() (string, error) {
-		r := e.check(t, e.issue(e.newClient("svc")).AccessToken)
-		return e.auth.NewRoute(testAudience, 0).Identity(&r)
-	}()
-	if err != nil {
-		t.Fatalf("Identity: %v", err)
-	}
+	jwt, _ := e.identity(t, e.route(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
 	// RFC 8725 §3.1: a verifier's allow-list decides, not the JWT.
 	for _, algs := range [][]jose.SignatureAlgorithm{{jose.HS256}, {jose.RS256, jose.EdDSA}, {"none"}} {
 		if _, err := jose.ParseSigned(jwt, algs); err == nil {
@@ -196,8 +192,7 @@ func TestIdentityExpNeverPastTokenExp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e.clock.Set(tt.now)
-			rt := e.auth.NewRoute(testAudience, 0)
-			_, v := e.identity(t, rt, tok)
+			_, v := e.identity(t, e.route(testAudience, 0), tok)
 			if exp := v.num(t, "exp"); exp != tt.wantExp {
 				t.Errorf("exp = %d, want min(iat+IdentityTTL, token exp) = %d", exp, tt.wantExp)
 			}
@@ -210,14 +205,14 @@ func TestIdentityExpNeverPastTokenExp(t *testing.T) {
 
 func TestIdentityHonoursIdentityTTL(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *Config) { c.IdentityTTL = time.Minute }))
-	_, v := e.identity(t, e.auth.NewRoute(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
+	_, v := e.identity(t, e.route(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
 	if exp, iat := v.num(t, "exp"), v.num(t, "iat"); exp-iat != 60 {
 		t.Errorf("exp-iat = %d, want IdentityTTL 60s", exp-iat)
 	}
 }
 
-// DESIGN.md hot path step 5: signed only on a miss, never served past its
-// own exp; a cached JWT is refreshed once 3/4 of its lifetime is gone.
+// An identity JWT is signed only on a miss and never served past its own
+// exp; a cached JWT is refreshed once 3/4 of its lifetime is gone.
 func TestIdentityCacheReuse(t *testing.T) {
 	ttl := int64(DefaultIdentityTTL.Seconds())
 	refreshAt := time.Duration(ttl*3/4) * time.Second
@@ -236,8 +231,7 @@ func TestIdentityCacheReuse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			tok := e.issue(e.newClient("svc")).AccessToken
-			rt := e.auth.NewRoute(testAudience, 0)
-			e.identity(t, rt, tok) // cached the second time (the doorkeeper)
+			rt := e.route(testAudience, 0)
 			first, v1 := e.identity(t, rt, tok)
 
 			e.clock.Advance(tt.advance)
@@ -267,7 +261,7 @@ func TestIdentityFollowsClientUpdate(t *testing.T) {
 	e := newEnv(t)
 	cl := e.newClient("svc")
 	tok := e.issue(cl).AccessToken
-	rt := e.auth.NewRoute(testAudience, 0)
+	rt := e.route(testAudience, 0)
 	first, _ := e.identity(t, rt, tok)
 
 	c := cl.Clone()
@@ -293,6 +287,42 @@ func TestIdentityFollowsClientUpdate(t *testing.T) {
 	}
 }
 
+// A cached grant is never served for a token that was revoked, or whose
+// client was disabled, since it was cached.
+func TestIdentityCacheRefusesRevoked(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		apply func(e *env, cl *clientstore.Client, tok string) error
+		want  error
+	}{
+		{"token revoked", func(e *env, cl *clientstore.Client, tok string) error { return e.auth.Revoke(ctx, cl, tok) }, ErrRevoked},
+		{"client disabled", func(e *env, cl *clientstore.Client, _ string) error {
+			c := cl.Clone()
+			c.Disabled = true
+			_, err := e.cache.Update(ctx, c)
+			return err
+		}, ErrDisabled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			cl := e.newClient("svc")
+			tok := e.issue(cl).AccessToken
+			rt := e.route(testAudience, 0)
+			e.identity(t, rt, tok)
+			if rt.cache.get(tok) == nil {
+				t.Fatal("the grant is not cached")
+			}
+			if err := tc.apply(e, cl, tok); err != nil {
+				t.Fatal(err)
+			}
+			if g, err := rt.Authorize(ctx, tok); !errors.Is(err, tc.want) {
+				t.Errorf("Authorize: %v, %v; want %v", g, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestIdentityAudience(t *testing.T) {
 	const a, b = "https://a.example.com", "https://b.example.com"
 	tests := []struct {
@@ -302,7 +332,7 @@ func TestIdentityAudience(t *testing.T) {
 		routeAud string
 		want     any // decoded "aud", or nil for absent
 	}{
-		{"route audience wins", []string{a, b}, nil, "https://route.example.com", "https://route.example.com"},
+		{"route audience wins", []string{a, b, "https://route.example.com"}, nil, "https://route.example.com", "https://route.example.com"},
 		{"route empty, token has one", []string{a}, nil, "", a},
 		{"route empty, token has two", []string{a, b}, nil, "", []any{a, b}},
 		{"route empty, token down-scoped", []string{a, b}, []string{b}, "", b},
@@ -319,7 +349,7 @@ func TestIdentityAudience(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}
-			_, v := e.identity(t, e.auth.NewRoute(tt.routeAud, 0), tok.AccessToken)
+			_, v := e.identity(t, e.route(tt.routeAud, 0), tok.AccessToken)
 			got, present := v.claims["aud"]
 			if tt.want == nil {
 				if present {
@@ -334,14 +364,14 @@ func TestIdentityAudience(t *testing.T) {
 	}
 }
 
-// DESIGN.md: owner and ext are always present, so backends see one shape.
+// owner and ext are always present, so backends see one shape.
 func TestIdentityOwnerAndExtAlwaysPresent(t *testing.T) {
 	e := newEnv(t)
 	cl, _, err := e.cache.Create(context.Background(), &clientstore.Client{ID: "bare", Scope: "s", Audience: []string{testAudience}})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
-	_, v := e.identity(t, e.auth.NewRoute(testAudience, 0), e.issue(cl).AccessToken)
+	_, v := e.identity(t, e.route(testAudience, 0), e.issue(cl).AccessToken)
 	if v.claims["owner"] != "" {
 		t.Errorf(`owner = %#v, want present and ""`, v.claims["owner"])
 	}
@@ -354,15 +384,19 @@ func TestIdentityOwnerAndExtAlwaysPresent(t *testing.T) {
 // route.
 func TestIdentityPerRoute(t *testing.T) {
 	e := newEnv(t)
-	tok := e.issue(e.newClient("svc")).AccessToken
-	ra, rb := e.auth.NewRoute("https://a.example.com", 0), e.auth.NewRoute("https://b.example.com", 0)
-	e.identity(t, ra, tok) // cached the second time (the doorkeeper)
+	const a, b = "https://a.example.com", "https://b.example.com"
+	cl, _, err := e.cache.Create(context.Background(), &clientstore.Client{ID: "svc", Scope: "s", Audience: []string{a, b}})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	tok := e.issue(cl).AccessToken
+	ra, rb := e.route(a, 0), e.route(b, 0)
 	ja, va := e.identity(t, ra, tok)
 	jb, vb := e.identity(t, rb, tok)
 	if ja == jb {
 		t.Fatal("two routes returned the same JWT, want one per route")
 	}
-	if va.claims["aud"] != "https://a.example.com" || vb.claims["aud"] != "https://b.example.com" {
+	if va.claims["aud"] != a || vb.claims["aud"] != b {
 		t.Errorf("aud = %v and %v, want each route's own", va.claims["aud"], vb.claims["aud"])
 	}
 	if again, _ := e.identity(t, ra, tok); again != ja {
@@ -370,208 +404,78 @@ func TestIdentityPerRoute(t *testing.T) {
 	}
 }
 
+// The cache holds at most its size, however many tokens come (which ones
+// it keeps is otter's choice).
 func TestIdentityCacheBounded(t *testing.T) {
 	for _, size := range []int{1, 64, 1000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			e := newEnv(t)
 			cl := e.newClient("svc")
-			rt := e.auth.NewRoute(testAudience, size)
-			bound := rt.cache.perShard * identityShards
-			if want := max(1, size/identityShards) * identityShards; bound != want {
-				t.Fatalf("bound = %d, want %d", bound, want)
-			}
+			rt := e.route(testAudience, size)
 			const tokens = 2000
-			var last Result
-			for i := 0; i < tokens; i++ {
-				last = e.check(t, e.issue(cl).AccessToken)
-				for range 2 { // cached the second time (the doorkeeper)
-					if _, err := rt.Identity(&last); err != nil {
-						t.Fatalf("Identity #%d: %v", i, err)
+			for i := range tokens {
+				e.identity(t, rt, e.issue(cl).AccessToken)
+				if i%100 == 99 {
+					if n := cachedGrants(rt); n > size {
+						t.Fatalf("after %d tokens the cache holds %d grants, want at most %d", i+1, n, size)
 					}
 				}
-				if n := rt.cache.len(); n > bound {
-					t.Fatalf("after %d tokens the cache holds %d entries, want at most %d", i+1, n, bound)
-				}
 			}
-			if rt.cache.get(last.Token) == nil {
-				t.Error("the most recent token's JWT is not cached")
-			}
-			if n := rt.cache.len(); n < bound/2 {
-				t.Errorf("cache holds %d entries after %d tokens, want it to fill towards %d", n, tokens, bound)
+			if n := cachedGrants(rt); n < size/2 {
+				t.Errorf("the cache holds %d grants after %d tokens, want it to fill towards %d", n, tokens, size)
 			}
 		})
 	}
 }
 
-// The cache keeps its keys off the heap: under a stream of new tokens,
-// with readers meanwhile, every hit is the JWT cached under that very key,
-// and the arena's memory stays a bounded multiple of what the entries hold
-// as compaction reclaims the evicted.
-func TestIdentityCacheArena(t *testing.T) {
-	c := newIdentityCache(64)
-	c.arena = offheap.New(offheap.Options{ChunkSize: 8 << 10})
-	jwtOf := func(i int) string { return fmt.Sprintf("eyJ.%0400d.sig", i) }
-	keyOf := func(i int) string { return fmt.Sprintf("gat_token-%06d%0150d", i, i) }
-	const n = 5000
-	var next atomic.Int64
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	for r := range 2 {
-		wg.Go(func() {
-			for k := r; ; k++ {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				i := int(next.Load()) - k%50
-				if i < 0 {
-					continue
-				}
-				if g := c.get(keyOf(i)); g != nil && (g.JWT != jwtOf(i) || g.Bearer() != "Bearer "+jwtOf(i) || g.clientRev != uint64(i)) {
-					t.Errorf("get(%s) = JWT %.20q… of grant %d", keyOf(i), g.JWT, g.clientRev)
-					return
-				}
-			}
-		})
-	}
-	for i := range n {
-		g := testGrant(jwtOf(i), 1<<40)
-		g.clientRev = uint64(i)
-		cacheStore(c, keyOf(i), g, 0)
-		next.Store(int64(i))
-	}
-	close(done)
-	wg.Wait()
-	if got := c.len(); got > 64 {
-		t.Errorf("%d entries, want at most 64", got)
-	}
-	if g := c.get(keyOf(n - 1)); g == nil || g.JWT != jwtOf(n-1) {
-		t.Errorf("the last JWT put is not cached: %+v", g)
-	}
-	c.arenaMu.Lock()
-	st := c.arena.Stats()
-	c.arenaMu.Unlock()
-	live := c.len() * len(keyOf(0))
-	if st.Used-st.Dead != live {
-		t.Errorf("the arena counts %d live bytes, the entries hold %d", st.Used-st.Dead, live)
-	}
-	if st.Mapped > 3*live+12*(8<<10) {
-		t.Errorf("%d bytes mapped for %d live bytes after %d puts", st.Mapped, live, n)
-	}
+// cachedGrants is the number of grants rt's cache holds, once otter has
+// caught up with the writes.
+func cachedGrants(rt *Route) int {
+	rt.cache.c.CleanUp()
+	return rt.cache.c.EstimatedSize()
 }
 
-// cacheStore caches g under key, past the doorkeeper.
-func cacheStore(c *identityCache, key string, g *Grant, now int64) {
-	c.store(maphash.String(c.seed, key), key, g, now)
-}
-
-// testGrant is a grant with only an identity JWT and an expiry.
-func testGrant(jwt string, exp int64) *Grant {
-	return &Grant{JWT: jwt, bearer: bearerPrefix + jwt, exp: exp}
-}
-
-// An identity is cached the second time its token is signed: tokens used
-// once take no room and push out nothing, however many there are.
-func TestIdentityCacheAdmission(t *testing.T) {
+// A sweep of tokens used once (a client that fetches a token per call, a
+// scan) does not push out the grants of tokens in use.
+func TestIdentityCacheKeepsTokensInUse(t *testing.T) {
 	e := newEnv(t)
 	cl := e.newClient("svc")
-	rt := e.auth.NewRoute(testAudience, 64)
-	hot := e.check(t, e.issue(cl).AccessToken)
-	first, _ := rt.Identity(&hot)
-	if rt.cache.len() != 0 {
-		t.Fatal("a token signed once is cached")
+	rt := e.route(testAudience, 64)
+	hot := make([]string, 8)
+	jwts := make([]string, len(hot))
+	for i := range hot {
+		hot[i] = e.issue(cl).AccessToken
+		jwts[i], _ = e.identity(t, rt, hot[i])
 	}
-	second, _ := rt.Identity(&hot)
-	if third, _ := rt.Identity(&hot); rt.cache.len() != 1 || third != second || second == first {
-		t.Fatalf("after three requests: %d entries, JWTs reused %v/%v; want the second cached", rt.cache.len(), third == second, second == first)
-	}
-	for range 1000 {
-		once := e.check(t, e.issue(cl).AccessToken)
-		if _, err := rt.Identity(&once); err != nil {
-			t.Fatal(err)
+	for i := range 2000 {
+		e.identity(t, rt, e.issue(cl).AccessToken)
+		if i%10 == 0 { // the tokens in use keep being used
+			for j, tok := range hot {
+				if jwt, _ := e.identity(t, rt, tok); jwt != jwts[j] {
+					t.Fatalf("after %d tokens used once, token %d in use was signed again", i+1, j)
+				}
+			}
 		}
 	}
-	if again, _ := rt.Identity(&hot); rt.cache.len() != 1 || again != second {
-		t.Errorf("after 1000 tokens used once: %d entries, the hot token's JWT kept: %v", rt.cache.len(), again == second)
+	if n := cachedGrants(rt); n > 64 {
+		t.Errorf("the cache holds %d grants, want at most 64", n)
 	}
 }
 
-func TestNewRouteDefaultCacheSize(t *testing.T) {
+func TestRouteDefaults(t *testing.T) {
 	e := newEnv(t)
 	for _, size := range []int{0, -1} {
-		rt := e.auth.NewRoute("", size)
-		if want := DefaultIdentityCacheSize / identityShards; rt.cache.perShard != want {
-			t.Errorf("NewRoute(size %d): perShard = %d, want %d (DefaultIdentityCacheSize)", size, rt.cache.perShard, want)
+		rt := e.route("", size)
+		if got := rt.cache.c.GetMaximum(); got != DefaultIdentityCacheSize {
+			t.Errorf("Route(CacheSize %d): cache bound %d, want DefaultIdentityCacheSize %d", size, got, DefaultIdentityCacheSize)
 		}
 		if rt.audience != nil {
-			t.Errorf("NewRoute(\"\") audience = %q, want none (the token's own)", rt.audience)
+			t.Errorf("Route(Audience \"\"): audience = %q, want none (the token's own)", rt.audience)
 		}
 	}
 }
 
-// A full shard drops stale entries first, and otherwise exactly one.
-func TestIdentityCacheEviction(t *testing.T) {
-	const now = 1000
-	tests := []struct {
-		name      string
-		exps      []int64 // of the entries filling the shard
-		wantGone  []int   // indexes of entries that must be evicted
-		wantAlive int     // how many of the old entries survive
-	}{
-		{"one stale", []int64{now + 10, now, now + 10, now + 10}, []int{1}, 3},
-		{"two stale", []int64{now - 5, now + 10, now + 10, now - 1}, []int{0, 3}, 2},
-		{"none stale", []int64{now + 1, now + 2, now + 3, now + 4}, nil, 3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := newIdentityCache(4 * identityShards)
-			if c.perShard != 4 {
-				t.Fatalf("perShard = %d, want 4", c.perShard)
-			}
-			var inShard0 []string // tokens that all land in shard 0
-			for i := 0; len(inShard0) < 101; i++ {
-				if tok := fmt.Sprint("tok-", i); maphash.String(c.seed, tok)%identityShards == 0 {
-					inShard0 = append(inShard0, tok)
-				}
-			}
-			idIn0 := func(n byte) string { return inShard0[n] }
-			for i, exp := range tt.exps {
-				cacheStore(c, idIn0(byte(i)), testGrant(fmt.Sprint(i), exp), now)
-			}
-			fresh := idIn0(100)
-			cacheStore(c, fresh, testGrant("fresh", now+100), now)
-			if g := c.get(fresh); g == nil || g.JWT != "fresh" {
-				t.Fatal("the new entry is not cached")
-			}
-			alive := 0
-			for i := range tt.exps {
-				if c.get(idIn0(byte(i))) != nil {
-					alive++
-				}
-			}
-			if alive != tt.wantAlive {
-				t.Errorf("%d old entries survive, want %d", alive, tt.wantAlive)
-			}
-			for _, i := range tt.wantGone {
-				if c.get(idIn0(byte(i))) != nil {
-					t.Errorf("stale entry %d (exp %d) survived, want it evicted first", i, tt.exps[i])
-				}
-			}
-			if n := c.len(); n > c.perShard {
-				t.Errorf("len = %d, want at most perShard %d", n, c.perShard)
-			}
-			// Replacing an existing key in a full shard evicts nothing.
-			before := c.len()
-			cacheStore(c, fresh, testGrant("fresh2", now+100), now)
-			if c.len() != before {
-				t.Errorf("overwriting a cached key changed len from %d to %d", before, c.len())
-			}
-		})
-	}
-}
-
-// Checks, identity JWTs and client updates run concurrently on the hot path;
+// Requests and client updates run concurrently on the hot path;
 // run under -race.
 func TestIdentityConcurrent(t *testing.T) {
 	ctx := context.Background()
@@ -581,7 +485,7 @@ func TestIdentityConcurrent(t *testing.T) {
 	for i := range toks {
 		toks[i] = e.issue(cl).AccessToken
 	}
-	rt := e.auth.NewRoute(testAudience, 4)
+	rt := e.route(testAudience, 4)
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	for g := 0; g < 4; g++ {
@@ -589,14 +493,9 @@ func TestIdentityConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 100; i++ {
-				r, err := e.auth.Check(toks[(g+i)%len(toks)])
-				if err != nil {
-					errs <- fmt.Errorf("Check: %w", err)
-					return
-				}
-				jwt, err := rt.Identity(&r)
-				if err != nil || jwt == "" {
-					errs <- fmt.Errorf("Identity: %q, %v", jwt, err)
+				gr, err := rt.Authorize(ctx, toks[(g+i)%len(toks)])
+				if err != nil || gr.JWT == "" {
+					errs <- fmt.Errorf("Authorize: %v, %v", gr, err)
 					return
 				}
 			}

@@ -211,10 +211,7 @@ func TestJWTAccessTokenRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	identity, err := e.auth.NewRoute(testAudience, 0).Identity(func() *Result { r := e.check(t, good); return &r }())
-	if err != nil {
-		t.Fatalf("Identity: %v", err)
-	}
+	identity, _ := e.identity(t, e.route(testAudience, 0), good)
 	asIdentity, err := e.signer.Sign(mustJSON(t, claims))
 	if err != nil {
 		t.Fatal(err)

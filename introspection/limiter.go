@@ -1,8 +1,9 @@
 package introspection
 
 import (
-	"sync"
 	"time"
+
+	"github.com/maypok86/otter/v2"
 )
 
 // Limiter slows down brute-force guessing of client credentials: after
@@ -10,14 +11,18 @@ import (
 // for Base, doubling with each further block up to Max; a success resets a
 // key. Callers choose keys so that nobody's failures block somebody else:
 // an address, or a client_id together with the address guessing it.
+//
+// It tracks at most MaxEntries keys, in an otter cache: when it is full,
+// otter's W-TinyLFU keeps the keys that fail more often, so a flood of new
+// keys does not wash out one that keeps failing. A key is forgotten once
+// its failures no longer count (see limitEntry.until).
 type Limiter struct {
 	Threshold  int
 	Window     time.Duration
 	Base, Max  time.Duration
 	MaxEntries int
 
-	mu      sync.Mutex
-	entries map[string]*limitEntry
+	entries *otter.Cache[string, limitEntry]
 	now     func() time.Time
 }
 
@@ -28,18 +33,34 @@ type limitEntry struct {
 	strikes      uint
 }
 
+// until is when the entry stops mattering: once its window has passed
+// and, if it was ever blocked, Max has passed since the block ended, Fail
+// would start it over and Allow lets the key try.
+func (e *limitEntry) until(l *Limiter) time.Time {
+	end := e.windowStart.Add(l.Window)
+	if b := e.blockedUntil.Add(l.Max); e.strikes > 0 && b.After(end) {
+		end = b
+	}
+	return end.Add(time.Nanosecond) // Fail still counts a failure exactly at the end
+}
+
 // NewLimiter returns a limiter with the given policy, tracking at most
 // maxEntries keys.
-func NewLimiter(threshold int, window, base, max time.Duration, maxEntries int) *Limiter {
-	return &Limiter{Threshold: threshold, Window: window, Base: base, Max: max, MaxEntries: maxEntries,
-		entries: make(map[string]*limitEntry), now: time.Now}
+func NewLimiter(threshold int, window, base, maxBlock time.Duration, maxEntries int) *Limiter {
+	l := &Limiter{Threshold: threshold, Window: window, Base: base, Max: maxBlock, MaxEntries: maxEntries, now: time.Now}
+	l.entries = otter.Must(&otter.Options[string, limitEntry]{
+		MaximumSize: max(1, maxEntries),
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, limitEntry]) time.Duration {
+			return e.Value.until(l).Sub(e.SnapshotAt())
+		}),
+		Clock: otterClock{func() time.Time { return l.now() }},
+	})
+	return l
 }
 
 // Allow reports whether key may try now, and if not, how long to wait.
 func (l *Limiter) Allow(key string) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e, ok := l.entries[key]
+	e, ok := l.entries.GetIfPresent(key)
 	if !ok {
 		return 0, true
 	}
@@ -51,62 +72,41 @@ func (l *Limiter) Allow(key string) (time.Duration, bool) {
 
 // Fail records a failed attempt for key.
 func (l *Limiter) Fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
-	e, ok := l.entries[key]
-	if !ok {
-		if len(l.entries) >= l.MaxEntries {
-			l.evict(now)
+	l.entries.Compute(key, func(e limitEntry, found bool) (limitEntry, otter.ComputeOp) {
+		if !found {
+			e = limitEntry{windowStart: now}
 		}
-		e = &limitEntry{windowStart: now}
-		l.entries[key] = e
-	}
-	if now.Sub(e.windowStart) > l.Window {
-		e.failures, e.windowStart = 0, now
-		if now.Sub(e.blockedUntil) > l.Max {
-			e.strikes = 0 // well-behaved for a while: start over
+		if now.Sub(e.windowStart) > l.Window {
+			e.failures, e.windowStart = 0, now
+			if now.Sub(e.blockedUntil) > l.Max {
+				e.strikes = 0 // well-behaved for a while: start over
+			}
 		}
-	}
-	e.failures++
-	if e.failures > l.Threshold {
-		block := l.Base << min(e.strikes, 20)
-		if block > l.Max || block <= 0 {
-			block = l.Max
+		e.failures++
+		if e.failures > l.Threshold {
+			block := l.Base << min(e.strikes, 20)
+			if block > l.Max || block <= 0 {
+				block = l.Max
+			}
+			e.strikes++
+			e.blockedUntil = now.Add(block)
+			e.failures = 0
+			e.windowStart = now
 		}
-		e.strikes++
-		e.blockedUntil = now.Add(block)
-		e.failures = 0
-		e.windowStart = now
-	}
+		return e, otter.WriteOp
+	})
 }
 
 // Reset forgets key, after a success.
 func (l *Limiter) Reset(key string) {
-	l.mu.Lock()
-	delete(l.entries, key)
-	l.mu.Unlock()
+	l.entries.Invalidate(key)
 }
 
-// evict makes room for one entry in O(1): among a few entries (map order
-// is random) it drops the idle ones, or else the one whose block ends
-// first, so memory and time stay bounded under a flood of keys.
-func (l *Limiter) evict(now time.Time) {
-	var victim string
-	var victimUntil time.Time
-	freed, seen := false, 0
-	for k, e := range l.entries {
-		if now.After(e.blockedUntil) && now.Sub(e.windowStart) > l.Window {
-			delete(l.entries, k)
-			freed = true
-		} else if seen == 0 || e.blockedUntil.Before(victimUntil) {
-			victim, victimUntil = k, e.blockedUntil
-		}
-		if seen++; seen == 8 {
-			break
-		}
-	}
-	if !freed {
-		delete(l.entries, victim)
-	}
-}
+// otterClock is the time of an otter cache, without ticks: the cache then
+// starts no goroutine that would outlive it, and drops expired entries as
+// it is used rather than every second.
+type otterClock struct{ now func() time.Time }
+
+func (c otterClock) NowNano() int64                    { return c.now().UnixNano() }
+func (otterClock) Tick(time.Duration) <-chan time.Time { return nil }

@@ -44,6 +44,13 @@ func blockedFor(t *testing.T, l *Limiter, key string, want time.Duration, when s
 	}
 }
 
+// tracked is the number of keys l tracks, once otter has caught up with
+// the writes.
+func tracked(l *Limiter) int {
+	l.entries.CleanUp()
+	return l.entries.EstimatedSize()
+}
+
 func fail(l *Limiter, key string, n int) {
 	for i := 0; i < n; i++ {
 		l.Fail(key)
@@ -141,33 +148,75 @@ func TestLimiterFailuresWhileBlocked(t *testing.T) {
 }
 
 // Memory stays bounded under a flood of distinct keys (one per guessed
-// client_id or spoofed address), and the flood cannot wash out a key that
-// is currently blocked while idle keys remain to drop.
+// client_id or spoofed address), and the flood cannot wash out a blocked
+// key that keeps trying: otter admits a new key in place of an old one
+// only if it was seen more often. (A blocked key that stays quiet through
+// a flood of many times MaxEntries keys may be dropped, as otter's counts
+// age; it then starts over with Threshold failures to spend.)
 func TestLimiterBoundedEntries(t *testing.T) {
-	const maxEntries = 50
+	const maxEntries = 1000
 	l, c := newTestLimiter(maxEntries)
 	fail(l, "attacker", limThreshold+1)
-	for i := 0; i < 20*maxEntries; i++ {
+	for i := range 20 * maxEntries {
 		l.Fail(fmt.Sprint("flood-", i))
-		if n := len(l.entries); n > maxEntries {
-			t.Fatalf("after %d flood keys the limiter tracks %d keys, want at most %d", i+1, n, maxEntries)
+		if i%100 == 0 {
+			l.Allow("attacker") // refused, as each of its tries is
+		}
+		if i%1000 == 999 {
+			if n := tracked(l); n > maxEntries {
+				t.Fatalf("after %d flood keys the limiter tracks %d keys, want at most %d", i+1, n, maxEntries)
+			}
 		}
 	}
 	blockedFor(t, l, "attacker", limBase, "after the flood")
 
 	// Even a flood of keys that are all blocked stays bounded.
 	c.Advance(time.Second)
-	for i := 0; i < 5*maxEntries; i++ {
+	for i := range 5 * maxEntries {
 		k := fmt.Sprint("blocked-", i)
 		fail(l, k, limThreshold+1)
-		if n := len(l.entries); n > maxEntries {
-			t.Fatalf("after %d blocked keys the limiter tracks %d keys, want at most %d", i+1, n, maxEntries)
+		if i%1000 == 999 {
+			if n := tracked(l); n > maxEntries {
+				t.Fatalf("after %d blocked keys the limiter tracks %d keys, want at most %d", i+1, n, maxEntries)
+			}
 		}
 	}
 	// The key added last is still tracked (and blocked).
 	if _, ok := l.Allow(fmt.Sprint("blocked-", 5*maxEntries-1)); ok {
 		t.Fatal("the most recently blocked key was dropped")
 	}
+}
+
+// A key is forgotten once its failures no longer matter: after its window
+// if it was never blocked, else once Max has passed since its block ended
+// too. (otter removes expired keys in steps of about a second.)
+func TestLimiterForgets(t *testing.T) {
+	const window = 10 * time.Second // shorter than limMax
+	l := NewLimiter(limThreshold, window, limBase, limMax, 100)
+	c := newClock(fixedNow)
+	l.now = c.Now
+	fail(l, "trickle", limThreshold)
+	fail(l, "blocked", limThreshold+1)
+	c.Advance(window)
+	if n := tracked(l); n != 2 {
+		t.Fatalf("at the end of the window: %d keys tracked, want 2", n)
+	}
+	c.Advance(2 * time.Second)
+	if n := tracked(l); n != 1 {
+		t.Fatalf("past the window: %d keys tracked, want only the blocked one", n)
+	}
+	c.Set(fixedNow.Add(limBase + limMax - 2*time.Second))
+	if n := tracked(l); n != 1 {
+		t.Fatalf("just before Max after the block: %d keys tracked, want the blocked one still", n)
+	}
+	fail(l, "blocked", limThreshold+1)
+	blockedFor(t, l, "blocked", 2*limBase, "a block while the strikes are remembered")
+	c.Advance(2*limBase + limMax + 2*time.Second)
+	if n := tracked(l); n != 0 {
+		t.Fatalf("past Max after the last block: %d keys tracked, want none", n)
+	}
+	fail(l, "blocked", limThreshold+1)
+	blockedFor(t, l, "blocked", limBase, "a block after the key was forgotten")
 }
 
 // The limiter is used from every request goroutine at once.
@@ -189,10 +238,7 @@ func TestLimiterConcurrent(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	l.mu.Lock()
-	n := len(l.entries)
-	l.mu.Unlock()
-	if n > 64 {
+	if n := tracked(l); n > 64 {
 		t.Fatalf("tracks %d keys, want at most 64", n)
 	}
 }

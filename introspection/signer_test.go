@@ -18,7 +18,7 @@ func TestSignerAlgorithms(t *testing.T) {
 			if e.signer.Alg() != alg {
 				t.Errorf("Alg() = %q, want %q", e.signer.Alg(), alg)
 			}
-			_, v := e.identity(t, e.auth.NewRoute(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
+			_, v := e.identity(t, e.route(testAudience, 0), e.issue(e.newClient("svc")).AccessToken)
 			if v.header["alg"] != alg {
 				t.Errorf("header alg = %v, want %s", v.header["alg"], alg)
 			}
@@ -88,7 +88,7 @@ func TestLoadSignerRefusesUnsupportedAlgorithms(t *testing.T) {
 		}
 	}
 	if DefaultAlg != AlgES256 {
-		t.Errorf("DefaultAlg = %q, want ES256 (DESIGN.md)", DefaultAlg)
+		t.Errorf("DefaultAlg = %q, want ES256", DefaultAlg)
 	}
 }
 
@@ -99,7 +99,7 @@ func TestSignerPersistsAcrossReopen(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			e := newEnv(t, withAlg(alg))
 			tok := e.issue(e.newClient("svc")).AccessToken
-			jwt, _ := e.identity(t, e.auth.NewRoute(testAudience, 0), tok)
+			jwt, _ := e.identity(t, e.route(testAudience, 0), tok)
 			kid, jwks := e.signer.KeyID(), string(e.signer.JWKS())
 
 			e.reopen(withAlg(alg))
@@ -110,7 +110,7 @@ func TestSignerPersistsAcrossReopen(t *testing.T) {
 				t.Errorf("JWKS after reopen = %s, want %s", e.signer.JWKS(), jwks)
 			}
 			verifyJWT(t, e.signer.JWKS(), jwt, alg) // a JWT from before the restart
-			e.identity(t, e.auth.NewRoute(testAudience, 0), tok)
+			e.identity(t, e.route(testAudience, 0), tok)
 		})
 	}
 }

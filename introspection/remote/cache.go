@@ -2,10 +2,11 @@ package remote
 
 import (
 	"crypto/sha256"
-	"sync"
+	"math"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/introspection"
+	"github.com/maypok86/otter/v2"
 )
 
 // entry is one cached verdict: an active token's result, or the error
@@ -34,92 +35,64 @@ func (e *entry) result(token string, now time.Time) (introspection.Result, error
 	return r, nil
 }
 
-const cacheShards = 16
-
-// cache holds verdicts by the SHA-256 of the token, bounded in entries and
-// in bytes. Each shard evicts on its own: expired entries first, then
-// arbitrary ones (Go's map order is random).
+// cache holds verdicts by the SHA-256 of the token, in an otter cache
+// bounded by weight: an entry weighs its approximate bytes, but at least
+// bytes/entries, so that the cache holds at most that many bytes and at
+// most that many entries. otter decides which entries to keep (W-TinyLFU)
+// and drops each at its until.
 type cache struct {
-	maxEntries int // per shard
-	maxBytes   int // per shard
-	shards     [cacheShards]struct {
-		mu    sync.Mutex
-		m     map[[sha256.Size]byte]*entry
-		bytes int
-	}
+	c         *otter.Cache[[sha256.Size]byte, *entry]
+	minWeight int64 // bytes/entries
+	maxWeight int64 // bytes, at most 4 GiB (otter weighs entries in uint32)
 }
 
-func newCache(entries int, bytes int64) *cache {
-	c := &cache{maxEntries: max(1, entries/cacheShards), maxBytes: int(max(1, bytes/cacheShards))}
-	for i := range c.shards {
-		c.shards[i].m = make(map[[sha256.Size]byte]*entry)
-	}
+// newCache returns a cache of at most entries entries and bytes bytes,
+// whose entries expire by the time now tells.
+func newCache(entries int, bytes int64, now func() time.Time) *cache {
+	c := &cache{maxWeight: min(max(1, bytes), math.MaxUint32)}
+	c.minWeight = max(1, c.maxWeight/int64(max(1, entries)))
+	c.c = otter.Must(&otter.Options[[sha256.Size]byte, *entry]{
+		MaximumWeight: uint64(c.maxWeight),
+		Weigher:       func(_ [sha256.Size]byte, e *entry) uint32 { return uint32(c.weight(e)) },
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[[sha256.Size]byte, *entry]) time.Duration {
+			return e.Value.until.Sub(e.SnapshotAt())
+		}),
+		Clock: otterClock{now},
+	})
 	return c
 }
 
+func (c *cache) weight(e *entry) int64 { return max(int64(e.size), c.minWeight) }
+
 // get returns the live entry for key, or nil.
 func (c *cache) get(key [sha256.Size]byte, now time.Time) *entry {
-	s := &c.shards[key[0]%cacheShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[key]
-	if e == nil {
-		return nil
+	if e, ok := c.c.GetIfPresent(key); ok && now.Before(e.until) {
+		return e
 	}
-	if !now.Before(e.until) {
-		delete(s.m, key)
-		s.bytes -= e.size
-		return nil
-	}
-	return e
+	return nil
 }
 
 // put stores e under key unless it is already stale or too big to hold.
 func (c *cache) put(key [sha256.Size]byte, e *entry, now time.Time) {
-	if !now.Before(e.until) || e.size > c.maxBytes {
-		return
+	if now.Before(e.until) && c.weight(e) <= c.maxWeight {
+		c.c.Set(key, e)
 	}
-	s := &c.shards[key[0]%cacheShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.m[key]; ok {
-		delete(s.m, key)
-		s.bytes -= old.size
-	}
-	for len(s.m) > 0 && (len(s.m) >= c.maxEntries || s.bytes+e.size > c.maxBytes) {
-		// Look at a few entries: drop the stale ones, or else the last
-		// one seen.
-		var victim [sha256.Size]byte
-		freed, seen := false, 0
-		for k, old := range s.m {
-			if !now.Before(old.until) {
-				delete(s.m, k)
-				s.bytes -= old.size
-				freed = true
-			} else {
-				victim = k
-			}
-			if seen++; seen == 8 {
-				break
-			}
-		}
-		if !freed {
-			s.bytes -= s.m[victim].size
-			delete(s.m, victim)
-		}
-	}
-	s.m[key] = e
-	s.bytes += e.size
 }
 
 // stats returns the number of entries and their approximate bytes.
 func (c *cache) stats() (entries, bytes int) {
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		entries += len(s.m)
-		bytes += s.bytes
-		s.mu.Unlock()
+	c.c.CleanUp()
+	for _, e := range c.c.All() {
+		entries++
+		bytes += e.size
 	}
 	return entries, bytes
 }
+
+// clock is the time of an otter cache, without ticks: the cache then
+// starts no goroutine that would outlive it, and drops expired entries as
+// it is used rather than every second.
+type otterClock struct{ now func() time.Time }
+
+func (c otterClock) NowNano() int64                    { return c.now().UnixNano() }
+func (otterClock) Tick(time.Duration) <-chan time.Time { return nil }

@@ -168,8 +168,8 @@ func New(cfg Config) (*Client, error) {
 
 	// Logs name the endpoint without its query, which could hold a key.
 	logURL := Redact(cfg.URL)
-	c := &Client{cfg: cfg, url: u.String(), logURL: logURL, logger: cfg.Logger, now: time.Now,
-		cache: newCache(cfg.CacheEntries, cfg.CacheBytes)}
+	c := &Client{cfg: cfg, url: u.String(), logURL: logURL, logger: cfg.Logger, now: time.Now}
+	c.cache = newCache(cfg.CacheEntries, cfg.CacheBytes, func() time.Time { return c.now() })
 	c.breaker = breaker{threshold: cfg.BreakerFailures, cooldown: cfg.BreakerCooldown}
 	switch {
 	case cfg.Bearer != "":

@@ -506,36 +506,56 @@ func TestBreakerHalfOpenLetsOneProbeThrough(t *testing.T) {
 	}
 }
 
-// The cache stays within its entry and byte bounds, evicting stale
-// entries first, and refuses entries larger than a shard's byte budget.
+// The cache stays within its entry and byte bounds, keeps an entry in use
+// through a flood of entries used once, refuses entries larger than its
+// byte bound, and drops entries at their until.
 func TestCacheBounds(t *testing.T) {
-	c := newCache(64, 64*1024)
+	clk := &clock{t: t0}
 	key := func(i int) (k [32]byte) {
 		k[0], k[1], k[2] = byte(i), byte(i>>8), byte(i>>16)
 		return k
 	}
-	for i := range 5000 {
-		c.put(key(i), &entry{until: t0.Add(time.Minute), size: 300 + i%700}, t0)
-		if n, b := c.stats(); n > 64 || b > 64*1024 {
-			t.Fatalf("after %d puts: %d entries, %d bytes; want at most 64 and 65536", i+1, n, b)
-		}
+	hot := key(1 << 20)
+	for _, tc := range []struct {
+		name           string
+		entries, bytes int
+	}{
+		{"entries bind", 64, 1 << 20},
+		{"bytes bind", 1000, 64 * 1024},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCache(tc.entries, int64(tc.bytes), clk.Now)
+			c.put(hot, &entry{until: t0.Add(time.Minute), size: 300}, t0)
+			for i := range 5000 {
+				c.put(key(i), &entry{until: t0.Add(time.Minute), size: 300 + i%700}, t0)
+				if c.get(hot, t0) == nil {
+					t.Fatalf("after %d puts the entry in use is gone", i+1)
+				}
+				if i%100 == 99 {
+					if n, b := c.stats(); n > tc.entries || b > tc.bytes {
+						t.Fatalf("after %d puts: %d entries, %d bytes; want at most %d and %d", i+1, n, b, tc.entries, tc.bytes)
+					}
+				}
+			}
+		})
 	}
-	if c.get(key(4999), t0) == nil {
-		t.Error("the newest entry is not cached")
-	}
-	big := newCache(16, 16*1024) // 1 KiB per shard
+	big := newCache(16, 1024, clk.Now)
 	big.put(key(1), &entry{until: t0.Add(time.Minute), size: 2048}, t0)
 	if n, _ := big.stats(); n != 0 {
-		t.Error("an entry over a shard's byte budget was cached")
+		t.Error("an entry over the byte bound was cached")
 	}
-	stale := newCache(16, 1<<20) // one entry per shard
+	stale := newCache(16, 1<<20, clk.Now)
 	stale.put(key(0), &entry{until: t0.Add(time.Second)}, t0)
-	stale.put(key(16), &entry{until: t0.Add(time.Hour)}, t0.Add(2*time.Second))
-	if stale.get(key(16), t0.Add(2*time.Second)) == nil {
-		t.Error("a fresh entry did not replace a stale one")
+	stale.put(key(1), &entry{until: t0.Add(time.Hour)}, t0)
+	if stale.get(key(0), t0) == nil {
+		t.Fatal("an entry is not served before its until")
 	}
-	if stale.get(key(0), t0) != nil {
-		t.Error("the stale entry survived in a full shard")
+	clk.Advance(time.Second)
+	if stale.get(key(0), clk.Now()) != nil {
+		t.Error("an entry was served at its until")
+	}
+	if n, _ := stale.stats(); n != 1 || stale.get(key(1), clk.Now()) == nil {
+		t.Errorf("%d entries after the first one's until, want only the live one", n)
 	}
 }
 
@@ -548,12 +568,10 @@ func TestCacheKeepsNoToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	for i := range c.cache.shards {
-		for k, e := range c.cache.shards[i].m {
-			n++
-			if strings.Contains(string(k[:]), "secret-token-value") || e.res.Token != "" {
-				t.Errorf("a cache entry holds the token (key %x, Token %q)", k, e.res.Token)
-			}
+	for k, e := range c.cache.c.All() {
+		n++
+		if strings.Contains(string(k[:]), "secret-token-value") || e.res.Token != "" {
+			t.Errorf("a cache entry holds the token (key %x, Token %q)", k, e.res.Token)
 		}
 	}
 	if n != 1 {
