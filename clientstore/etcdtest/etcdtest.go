@@ -331,3 +331,24 @@ func (p *Proxy) Restore() {
 	}
 	p.serve(l)
 }
+
+// Propagation bounds how long a test lets a change made on one node take
+// to be in force on another. Nodes converge in milliseconds (the watch
+// delivers the change); the bound has slack for a loaded two-core machine
+// running the race detector, and is reached only when a test fails. Tests
+// log how long it took.
+const Propagation = 10 * time.Second
+
+// Within polls cond every 10 ms until it holds and returns how long that
+// took, failing t if it still does not hold after d.
+func Within(t testing.TB, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
