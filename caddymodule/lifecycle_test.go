@@ -16,38 +16,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/crypto/pbkdf2"
 )
 
-// testClock is a settable clock for the running cache, so a test steps
-// past a grace period instead of sleeping.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // useTestClock puts the running gateway's client cache on a test clock.
-func useTestClock(t *testing.T) *testClock {
+func useTestClock(t *testing.T) *clocktest.Clock {
 	t.Helper()
-	clock := &testClock{t: time.Now()}
+	clock := clocktest.New(time.Now())
 	clients := runningGatehouse(t).auth.Clients()
 	clients.SetClock(clock.Now)
 	t.Cleanup(func() { clients.SetClock(nil) })
@@ -195,7 +176,7 @@ func TestRotateSecretGracePeriod(t *testing.T) {
 		t.Errorf("token from before a rotation with grace: %d, want 200", resp.StatusCode)
 	}
 
-	clock.Add(time.Hour + time.Second)
+	clock.Advance(time.Hour + time.Second)
 	if status, _ := tokenStatus(t, c.ClientID, c.ClientSecret); status != http.StatusUnauthorized {
 		t.Errorf("old secret after the grace period: token status %d, want 401", status)
 	}

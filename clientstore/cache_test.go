@@ -8,29 +8,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 )
 
-// fakeClock is a settable clock for Cache.now, so tests never sleep to see
-// time pass.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (f *fakeClock) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.t
-}
-
-func (f *fakeClock) Set(t time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.t = t
-}
-
 // newTestCache opens a fresh store and a Cache on it with a fake clock.
-func newTestCache(t *testing.T) (*Cache, *BoltStore, *fakeClock) {
+func newTestCache(t *testing.T) (*Cache, *BoltStore, *clocktest.Clock) {
 	t.Helper()
 	s := openTestBolt(t, testDBPath(t))
 	c, err := NewCache(context.Background(), s)
@@ -38,7 +21,7 @@ func newTestCache(t *testing.T) (*Cache, *BoltStore, *fakeClock) {
 		t.Fatalf("NewCache = %v", err)
 	}
 	// Not in UTC and not on a whole second, to see Cache normalize both.
-	clock := &fakeClock{t: time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.FixedZone("X", 5*3600))}
+	clock := clocktest.New(time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.FixedZone("X", 5*3600)))
 	c.SetClock(clock.Now)
 	return c, s, clock
 }

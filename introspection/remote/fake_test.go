@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 )
 
 // behaviour is how the fake server answers a call.
@@ -142,24 +144,6 @@ func (f *fakeServer) lastRequest() (string, map[string][]string) {
 	return f.lastAuth, f.lastForm
 }
 
-// clock is a settable time source for Client.now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // t0 is where every test's clock starts.
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -187,7 +171,7 @@ func activeAnswer() map[string]any {
 
 // newTestClient returns a Client of f with cfg's settings on top of
 // test-friendly ones, and its clock at t0.
-func newTestClient(t testing.TB, f *fakeServer, cfg Config) (*Client, *clock) {
+func newTestClient(t testing.TB, f *fakeServer, cfg Config) (*Client, *clocktest.Clock) {
 	t.Helper()
 	if cfg.URL == "" {
 		cfg.URL = f.url()
@@ -202,7 +186,7 @@ func newTestClient(t testing.TB, f *fakeServer, cfg Config) (*Client, *clock) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	clk := &clock{t: t0}
+	clk := clocktest.New(t0)
 	c.now = clk.Now
 	t.Cleanup(c.Close)
 	return c, clk

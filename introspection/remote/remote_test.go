@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 	"github.com/gatehousehq/gatehouse/introspection"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -510,7 +511,7 @@ func TestBreakerHalfOpenLetsOneProbeThrough(t *testing.T) {
 // through a flood of entries used once, refuses entries larger than its
 // byte bound, and drops entries at their until.
 func TestCacheBounds(t *testing.T) {
-	clk := &clock{t: t0}
+	clk := clocktest.New(t0)
 	key := func(i int) (k [32]byte) {
 		k[0], k[1], k[2] = byte(i), byte(i>>8), byte(i>>16)
 		return k
