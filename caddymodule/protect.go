@@ -410,7 +410,7 @@ func (e refusal) Error() string { return string(e) }
 // body). On a server without, Caddy would answer a returned error with its
 // status alone, so answer writes {"error": code} itself.
 func answer(w http.ResponseWriter, r *http.Request, status int, code string) error {
-	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+	if srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok && srv != nil && srv.Errors != nil && len(srv.Errors.Routes) > 0 {
 		return caddyhttp.Error(status, refusal(code))
 	}
 	writeJSON(w, status, map[string]string{"error": code})
