@@ -1,12 +1,164 @@
 package clientstore
 
+// A Gatehouse backup, of either backend, is a bbolt database file in
+// BoltStore's layout: BoltStore.Backup copies its own file hot, EtcdStore
+// writes its snapshot with writeBoltBackup. InspectBackup and ReadBackup
+// read such a file without changing it, and Restore writes a snapshot into
+// any store.
+
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
+
+// writeBoltBackup streams snap as a bbolt database file, the format of
+// every Gatehouse backup. The file is built in a private temporary file
+// (bbolt needs a file to write pages to) and removed afterwards. Client
+// revisions are kept, and the clients bucket's sequence starts above every
+// one of them, so a BoltStore opened on the copy never reuses a revision.
+func writeBoltBackup(snap *Snapshot, w io.Writer, begin func(size int64)) (int64, error) {
+	dir, err := os.MkdirTemp("", "gatehouse-backup-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	tmp, err := OpenBolt(filepath.Join(dir, "backup.db"), 0)
+	if err != nil {
+		return 0, err
+	}
+	defer tmp.Close()
+	err = tmp.db.Update(func(tx *bolt.Tx) error {
+		clients := clientsForWrite(tx)
+		seq := uint64(max(snap.Revision, 0))
+		for _, c := range snap.Clients {
+			val, err := encodeClient(c)
+			if err != nil {
+				return err
+			}
+			if err := clients.Put([]byte(c.ID), val); err != nil {
+				return err
+			}
+			seq = max(seq, c.Revision)
+		}
+		if err := clients.SetSequence(seq); err != nil {
+			return err
+		}
+		for name, v := range snap.Keys {
+			if err := tx.Bucket(bucketKeys).Put([]byte(name), v); err != nil {
+				return err
+			}
+		}
+		for id, until := range snap.Revocations {
+			if err := tx.Bucket(bucketRevocations).Put([]byte(id), encodeUntil(until)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("writing the backup file: %w", err)
+	}
+	return tmp.Backup(w, begin)
+}
+
+// BackupInfo describes a backup file.
+type BackupInfo struct {
+	SchemaVersion int
+	Clients       int
+}
+
+// InspectBackup opens a bbolt file read-only and checks that it is a
+// Gatehouse store this version can open: its schema version, and every
+// client record readable. Run it on a backup before relying on it; never
+// on the file a running Caddy holds (it would wait for the lock).
+func InspectBackup(path string) (BackupInfo, error) {
+	var info BackupInfo
+	db, err := openReadOnly(path)
+	if err != nil {
+		return info, err
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		if err := checkSchema(tx); err != nil {
+			return err
+		}
+		info.SchemaVersion, _ = strconv.Atoi(string(tx.Bucket(bucketMeta).Get(keySchemaVersion)))
+		return tx.Bucket(bucketClients).ForEach(func(_, val []byte) error {
+			if _, err := decodeClient(val); err != nil {
+				return err
+			}
+			info.Clients++
+			return nil
+		})
+	})
+	if err != nil {
+		return info, fmt.Errorf("%s: %w", path, err)
+	}
+	return info, nil
+}
+
+// ReadBackup reads a Gatehouse bbolt file (a backup, or the file of a
+// stopped node) without changing it. Run it on a copy, never on the file
+// a running Caddy holds (it would wait for the lock).
+func ReadBackup(path string) (*Snapshot, error) {
+	db, err := openReadOnly(path)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var snap *Snapshot
+	err = db.View(func(tx *bolt.Tx) error {
+		if err := checkSchema(tx); err != nil {
+			return err
+		}
+		snap, err = readSnapshot(tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return snap, nil
+}
+
+// openReadOnly opens a bbolt file without changing it (a backup, or the
+// file of a stopped node); ErrLocked if a running Caddy holds it.
+func openReadOnly(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, fmt.Errorf("opening %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// checkSchema refuses a file that is not a Gatehouse store this version
+// can read.
+func checkSchema(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || tx.Bucket(bucketClients) == nil || tx.Bucket(bucketKeys) == nil {
+		return errors.New("not a Gatehouse store (buckets missing)")
+	}
+	v, err := strconv.Atoi(string(meta.Get(keySchemaVersion)))
+	if err != nil {
+		return errors.New("unreadable schema version")
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this Gatehouse supports (%d)", v, SchemaVersion)
+	}
+	return nil
+}
 
 // KeyMerger combines key material a restore brings with what the target
 // store already holds under the same name (key rings: keep both keys, so
