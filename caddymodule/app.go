@@ -1,7 +1,3 @@
-// Package caddymodule is Gatehouse's Caddy glue: the `gatehouse` app, the
-// `gatehouse_server` and `gatehouse_protect` HTTP handlers, the admin API
-// and the Caddyfile syntax. The logic lives in clientstore and
-// introspection; this package wires it into Caddy.
 package caddymodule
 
 import (

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,61 +168,6 @@ func (s *BoltStore) Path() string { return s.path }
 
 // Close closes the file and releases its lock.
 func (s *BoltStore) Close() error { return s.db.Close() }
-
-// record is a client as persisted: its JSON form plus the fields that
-// never leave the store.
-type record struct {
-	*Client
-	SecretHash              string     `json:"secret_hash,omitempty"`
-	PreviousSecretHash      string     `json:"previous_secret_hash,omitempty"`
-	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
-	Generation              uint64     `json:"generation"`
-	Revision                uint64     `json:"revision"`
-}
-
-func encodeClient(c *Client) ([]byte, error) {
-	r := record{Client: c, SecretHash: c.SecretHash, Generation: c.Generation, Revision: c.Revision}
-	if c.PreviousSecretHash != "" {
-		r.PreviousSecretHash = c.PreviousSecretHash
-		exp := c.PreviousSecretExpiresAt.UTC()
-		r.PreviousSecretExpiresAt = &exp
-	}
-	return json.Marshal(r)
-}
-
-func decodeClient(b []byte) (*Client, error) {
-	c := new(Client)
-	r := record{Client: c}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("decoding stored client: %w", err)
-	}
-	c.SecretHash = r.SecretHash
-	c.Generation = r.Generation
-	c.Revision = r.Revision
-	if r.PreviousSecretHash != "" && r.PreviousSecretExpiresAt != nil {
-		c.PreviousSecretHash = r.PreviousSecretHash
-		c.PreviousSecretExpiresAt = *r.PreviousSecretExpiresAt
-	}
-	// Only valid clients are ever written; a record that is not one was
-	// changed behind Gatehouse's back and is refused, not served.
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("stored client %q: %w", c.ID, err)
-	}
-	return c, nil
-}
-
-// storedRevision reads only the revision of a stored record.
-func storedRevision(v []byte) (uint64, error) {
-	var r struct {
-		Revision uint64 `json:"revision"`
-	}
-	if err := json.Unmarshal(v, &r); err != nil {
-		return 0, fmt.Errorf("decoding stored client: %w", err)
-	}
-	return r.Revision, nil
-}
 
 // putClient writes c in one transaction: the existence and revision checks
 // and the write cannot be separated by another writer. The new revision
@@ -418,123 +362,6 @@ func readSnapshot(tx *bolt.Tx) (*Snapshot, error) {
 	return snap, err
 }
 
-// openReadOnly opens a bbolt file without changing it (a backup, or the
-// file of a stopped node); ErrLocked if a running Caddy holds it.
-func openReadOnly(path string) (*bolt.DB, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("opening %s: %w", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("opening %s: %w", path, err)
-	}
-	return db, nil
-}
-
-// ReadBackup reads a Gatehouse bbolt file (a backup, or the file of a
-// stopped node) without changing it. Run it on a copy, never on the file
-// a running Caddy holds (it would wait for the lock).
-func ReadBackup(path string) (*Snapshot, error) {
-	db, err := openReadOnly(path)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	var snap *Snapshot
-	err = db.View(func(tx *bolt.Tx) error {
-		if err := checkSchema(tx); err != nil {
-			return err
-		}
-		snap, err = readSnapshot(tx)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return snap, nil
-}
-
-// checkSchema refuses a file that is not a Gatehouse store this version
-// can read.
-func checkSchema(tx *bolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil || tx.Bucket(bucketClients) == nil || tx.Bucket(bucketKeys) == nil {
-		return errors.New("not a Gatehouse store (buckets missing)")
-	}
-	v, err := strconv.Atoi(string(meta.Get(keySchemaVersion)))
-	if err != nil {
-		return errors.New("unreadable schema version")
-	}
-	if v > SchemaVersion {
-		return fmt.Errorf("schema version %d is newer than this Gatehouse supports (%d)", v, SchemaVersion)
-	}
-	return nil
-}
-
-// writeBoltBackup streams snap as a bbolt database file, the format of
-// every Gatehouse backup. The file is built in a private temporary file
-// (bbolt needs a file to write pages to) and removed afterwards. Client
-// revisions are kept, and the clients bucket's sequence starts above every
-// one of them, so a BoltStore opened on the copy never reuses a revision.
-func writeBoltBackup(snap *Snapshot, w io.Writer, begin func(size int64)) (int64, error) {
-	dir, err := os.MkdirTemp("", "gatehouse-backup-")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	tmp, err := OpenBolt(filepath.Join(dir, "backup.db"), 0)
-	if err != nil {
-		return 0, err
-	}
-	defer tmp.Close()
-	err = tmp.db.Update(func(tx *bolt.Tx) error {
-		clients := clientsForWrite(tx)
-		seq := uint64(max(snap.Revision, 0))
-		for _, c := range snap.Clients {
-			val, err := encodeClient(c)
-			if err != nil {
-				return err
-			}
-			if err := clients.Put([]byte(c.ID), val); err != nil {
-				return err
-			}
-			seq = max(seq, c.Revision)
-		}
-		if err := clients.SetSequence(seq); err != nil {
-			return err
-		}
-		for name, v := range snap.Keys {
-			if err := tx.Bucket(bucketKeys).Put([]byte(name), v); err != nil {
-				return err
-			}
-		}
-		for id, until := range snap.Revocations {
-			if err := tx.Bucket(bucketRevocations).Put([]byte(id), encodeUntil(until)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("writing the backup file: %w", err)
-	}
-	return tmp.Backup(w, begin)
-}
-
-func encodeUntil(until time.Time) []byte {
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(until.Unix()))
-	return v[:]
-}
-
-// decodeUntil reads a revocation's expiry; anything else is not ours.
-func decodeUntil(v []byte) (time.Time, bool) {
-	if len(v) != 8 {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(binary.BigEndian.Uint64(v)), 0), true
-}
-
 // Revoke implements Store.
 func (s *BoltStore) Revoke(_ context.Context, tokenID string, until time.Time) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -601,42 +428,6 @@ func (s *BoltStore) Backup(w io.Writer, begin func(size int64)) (int64, error) {
 		return err
 	})
 	return n, err
-}
-
-// BackupInfo describes a backup file.
-type BackupInfo struct {
-	SchemaVersion int
-	Clients       int
-}
-
-// InspectBackup opens a bbolt file read-only and checks that it is a
-// Gatehouse store this version can open: its schema version, and every
-// client record readable. Run it on a backup before relying on it; never
-// on the file a running Caddy holds (it would wait for the lock).
-func InspectBackup(path string) (BackupInfo, error) {
-	var info BackupInfo
-	db, err := openReadOnly(path)
-	if err != nil {
-		return info, err
-	}
-	defer db.Close()
-	err = db.View(func(tx *bolt.Tx) error {
-		if err := checkSchema(tx); err != nil {
-			return err
-		}
-		info.SchemaVersion, _ = strconv.Atoi(string(tx.Bucket(bucketMeta).Get(keySchemaVersion)))
-		return tx.Bucket(bucketClients).ForEach(func(_, val []byte) error {
-			if _, err := decodeClient(val); err != nil {
-				return err
-			}
-			info.Clients++
-			return nil
-		})
-	})
-	if err != nil {
-		return info, fmt.Errorf("%s: %w", path, err)
-	}
-	return info, nil
 }
 
 // Interface guards.

@@ -1,7 +1,3 @@
-// Package clientstore owns Gatehouse's OAuth clients: the client model and its
-// validation, secret generation and hashing, the Store interface with its
-// bbolt implementation, and the in-memory Cache the hot path reads from.
-// It knows nothing of HTTP, Caddy or tokens.
 package clientstore
 
 import (
