@@ -183,14 +183,8 @@ func (s *BoltStore) putClient(c *Client, mustExist bool, rev uint64) error {
 		case !mustExist && old != nil:
 			return ErrExists
 		}
-		if rev != 0 {
-			cur, err := storedRevision(old)
-			if err != nil {
-				return err
-			}
-			if cur != rev {
-				return ErrRevisionMismatch
-			}
+		if err := checkRevision(old, rev); err != nil {
+			return err
 		}
 		var err error
 		if next, err = b.NextSequence(); err != nil {
@@ -238,14 +232,8 @@ func (s *BoltStore) DeleteClientIf(_ context.Context, id string, rev uint64) err
 		if old == nil {
 			return ErrNotFound
 		}
-		if rev != 0 {
-			cur, err := storedRevision(old)
-			if err != nil {
-				return err
-			}
-			if cur != rev {
-				return ErrRevisionMismatch
-			}
+		if err := checkRevision(old, rev); err != nil {
+			return err
 		}
 		return b.Delete([]byte(id))
 	})

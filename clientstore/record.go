@@ -56,6 +56,22 @@ func decodeClient(b []byte) (*Client, error) {
 	return c, nil
 }
 
+// checkRevision is nil if rev is 0 (any revision will do) or the stored
+// record's revision, else ErrRevisionMismatch.
+func checkRevision(stored []byte, rev uint64) error {
+	if rev == 0 {
+		return nil
+	}
+	cur, err := storedRevision(stored)
+	if err != nil {
+		return err
+	}
+	if cur != rev {
+		return ErrRevisionMismatch
+	}
+	return nil
+}
+
 // storedRevision reads only the revision of a stored record.
 func storedRevision(v []byte) (uint64, error) {
 	var r struct {
