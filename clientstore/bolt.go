@@ -3,7 +3,6 @@ package clientstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -388,7 +387,7 @@ func (s *BoltStore) PruneRevocations(_ context.Context, now time.Time) error {
 		// Collect first: deleting under a moving cursor skips keys.
 		var expired [][]byte
 		err := b.ForEach(func(k, v []byte) error {
-			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < now.Unix() {
+			if until, ok := decodeUntil(v); ok && until.Unix() < now.Unix() {
 				expired = append(expired, bytes.Clone(k))
 			}
 			return nil
