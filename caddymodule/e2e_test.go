@@ -118,6 +118,17 @@ func startGateway(t *testing.T, dbPath, backendAddr string) *caddytest.Tester {
 	return tester
 }
 
+// newGateway starts the demo gateway (gatewayConfig) on a fresh store in
+// front of a new echo backend, and returns the backend and the store's
+// path.
+func newGateway(t *testing.T) (*backend, string) {
+	t.Helper()
+	be := newBackend(t)
+	db := filepath.Join(t.TempDir(), "gatehouse.db")
+	startGateway(t, db, be.Listener.Addr().String())
+	return be, db
+}
+
 // stopGatehouse loads a config without Gatehouse, so the app stops and the
 // store at dbPath must be closed with its lock released.
 func stopGatehouse(t *testing.T, dbPath string) {
@@ -256,9 +267,7 @@ func runningGatehouse(t *testing.T) *App {
 }
 
 func TestEndToEnd(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, db := newGateway(t)
 
 	client := createClient(t, demoClient)
 	tok := fetchToken(t, client, "orders:read")

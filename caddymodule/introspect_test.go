@@ -9,6 +9,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -17,7 +18,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -63,6 +63,50 @@ func endpointRequest(t *testing.T, method, path, query, contentType, authz, body
 
 // basicOf is the client_secret_basic Authorization value of c.
 func basicOf(c createdClientJSON) string { return basicAuthz(c.ClientID, c.ClientSecret) }
+
+// refusedRequest is a request an endpoint must refuse with an RFC 6749
+// §5.2 error. method defaults to POST, contentType to a form for a POST.
+type refusedRequest struct {
+	name, method, query, contentType, authz, body string
+	status                                        int
+	errCode                                       string
+}
+
+// requireRefusals sends each request to the endpoint at path and checks
+// its status, its error code, the Basic challenge of a 401 and the Allow
+// header of a 405; check, if not nil, looks at each response too.
+func requireRefusals(t *testing.T, path string, cases []refusedRequest, check func(t *testing.T, body []byte, m map[string]any)) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			method, ct := cmp.Or(tc.method, http.MethodPost), tc.contentType
+			if ct == "" && method == http.MethodPost {
+				ct = formType
+			}
+			resp, b := endpointRequest(t, method, path, tc.query, ct, tc.authz, tc.body, nil)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, b, tc.status)
+			}
+			m := decodeJSON(t, b)
+			if m["error"] != tc.errCode {
+				t.Errorf("error %v, want %s (RFC 6749 §5.2)", m["error"], tc.errCode)
+			}
+			switch tc.status {
+			case 401:
+				if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+					t.Errorf("WWW-Authenticate %q, want a Basic challenge (RFC 6749 §5.2)", resp.Header.Get("WWW-Authenticate"))
+				}
+			case 405:
+				if allow := resp.Header.Get("Allow"); allow != "POST" {
+					t.Errorf("Allow %q, want POST", allow)
+				}
+			}
+			if check != nil {
+				check(t, b, m)
+			}
+		})
+	}
+}
 
 // introspect asks the introspection endpoint about token as caller
 // (client_secret_basic), with the given Accept header ("" for none).
@@ -211,9 +255,7 @@ func identityJWTFor(t *testing.T, be *backend, token string) string {
 }
 
 func TestIntrospectionRFC7662(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, _ := newGateway(t)
 
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	rsPost := createClient(t, `{"client_name":"resource server (post)","introspect":true,"token_endpoint_auth_method":"client_secret_post"}`)
@@ -226,16 +268,7 @@ func TestIntrospectionRFC7662(t *testing.T) {
 	form := url.Values{"token": {tok}}.Encode()
 
 	t.Run("§2.1 the caller must be an authenticated client allowed to introspect", func(t *testing.T) {
-		cases := []struct {
-			name        string
-			method      string
-			query       string
-			contentType string
-			authz       string
-			body        string
-			status      int
-			errCode     string
-		}{
+		cases := []refusedRequest{
 			{name: "no client authentication", body: form, status: 401, errCode: "invalid_client"},
 			{name: "wrong secret", authz: basicAuthz(rs.ClientID, "wrong"), body: form, status: 401, errCode: "invalid_client"},
 			{name: "unknown client", authz: basicAuthz("nobody", "x"), body: form, status: 401, errCode: "invalid_client"},
@@ -252,38 +285,11 @@ func TestIntrospectionRFC7662(t *testing.T) {
 			{name: "GET", method: http.MethodGet, authz: basicOf(rs), status: 405, errCode: "invalid_request"},
 			{name: "PUT", method: http.MethodPut, authz: basicOf(rs), body: form, status: 405, errCode: "invalid_request"},
 		}
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				method, ct := tc.method, tc.contentType
-				if method == "" {
-					method = http.MethodPost
-				}
-				if ct == "" && method == http.MethodPost {
-					ct = formType
-				}
-				resp, b := endpointRequest(t, method, pathIntrospect, tc.query, ct, tc.authz, tc.body, nil)
-				if resp.StatusCode != tc.status {
-					t.Fatalf("status %d (%s), want %d", resp.StatusCode, b, tc.status)
-				}
-				m := decodeJSON(t, b)
-				if m["error"] != tc.errCode {
-					t.Errorf("error %v, want %s (RFC 6749 §5.2)", m["error"], tc.errCode)
-				}
-				if _, leaked := m["active"]; leaked {
-					t.Errorf("a refused request got an introspection answer: %s", b)
-				}
-				switch tc.status {
-				case 401:
-					if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
-						t.Errorf("WWW-Authenticate %q, want a Basic challenge (RFC 6749 §5.2)", resp.Header.Get("WWW-Authenticate"))
-					}
-				case 405:
-					if allow := resp.Header.Get("Allow"); allow != "POST" {
-						t.Errorf("Allow %q, want POST", allow)
-					}
-				}
-			})
-		}
+		requireRefusals(t, pathIntrospect, cases, func(t *testing.T, b []byte, m map[string]any) {
+			if _, leaked := m["active"]; leaked {
+				t.Errorf("a refused request got an introspection answer: %s", b)
+			}
+		})
 	})
 
 	t.Run("§2.2 an active token, with Hydra's and Gatehouse's extensions", func(t *testing.T) {
@@ -435,9 +441,7 @@ func TestIntrospectionRFC7662(t *testing.T) {
 // aud (the caller), iat and the RFC 7662 members under
 // token_introspection.
 func TestIntrospectionSignedRFC9701(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	newGateway(t)
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	holder := createClient(t, demoClient)
 	tok := fetchToken(t, holder).AccessToken
@@ -712,9 +716,7 @@ func TestOathkeeperScopeStrategies(t *testing.T) {
 // Gatehouse's introspection endpoint, accepts a valid token (subject = the
 // client, extra = the client's metadata) and refuses an inactive one.
 func TestOathkeeperIntrospectionContract(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	newGateway(t)
 	oathkeeper := createClient(t, `{"client_name":"oathkeeper","introspect":true}`)
 	holder := createClient(t, demoClient)
 	tok := fetchToken(t, holder, "orders:read").AccessToken

@@ -129,9 +129,7 @@ func assertionForm(a string) url.Values {
 }
 
 func TestPrivateKeyJWTEndToEnd(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, _ := newGateway(t)
 	tokenURL := authURL + pathToken
 
 	t.Run("RFC 7523 §2.2 with golang.org/x/oauth2, each allowed algorithm", func(t *testing.T) {
@@ -279,9 +277,7 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 // access token that works on the protected route, the backend still gets
 // an identity JWT (not the access token), and introspection reports it.
 func TestJWTAccessTokenEndToEnd(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, _ := newGateway(t)
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	c := createClient(t, strings.Replace(demoClient, `"owner"`, `"access_token_strategy":"jwt","owner"`, 1))
 

@@ -170,9 +170,7 @@ func TestQueryTokenAnySpelling(t *testing.T) {
 // Brute-force state is the gateway's, not one config generation's: a
 // `caddy reload` does not give a blocked address a fresh budget.
 func TestLimiterSurvivesReload(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, db := newGateway(t)
 	c := createClient(t, demoClient)
 	wrong := &[2]string{c.ClientID, "wrong"}
 	status := 0

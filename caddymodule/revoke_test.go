@@ -8,7 +8,6 @@ package caddymodule
 import (
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,9 +61,7 @@ func requireAlive(t *testing.T, rs createdClientJSON, token, why string) {
 }
 
 func TestRevocationRFC7009(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, _ := newGateway(t)
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	holder := createClient(t, demoClient)
 	other := createClient(t, demoClient)
@@ -72,11 +69,7 @@ func TestRevocationRFC7009(t *testing.T) {
 	t.Run("§2.1 the request", func(t *testing.T) {
 		tok := fetchToken(t, holder).AccessToken
 		form := url.Values{"token": {tok}}.Encode()
-		cases := []struct {
-			name, method, contentType, authz, body string
-			status                                 int
-			errCode                                string
-		}{
+		cases := []refusedRequest{
 			{name: "no client authentication", body: form, status: 401, errCode: "invalid_client"},
 			{name: "wrong secret", authz: basicAuthz(holder.ClientID, "wrong"), body: form, status: 401, errCode: "invalid_client"},
 			{name: "the token itself as a bearer credential", authz: "Bearer " + tok, body: form, status: 401, errCode: "invalid_client"},
@@ -85,27 +78,7 @@ func TestRevocationRFC7009(t *testing.T) {
 			{name: "not a form", contentType: "application/json", authz: basicOf(holder), body: `{"token":"x"}`, status: 400, errCode: "invalid_request"},
 			{name: "GET", method: http.MethodGet, authz: basicOf(holder), status: 405, errCode: "invalid_request"},
 		}
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				method, ct := tc.method, tc.contentType
-				if method == "" {
-					method = http.MethodPost
-				}
-				if ct == "" && method == http.MethodPost {
-					ct = formType
-				}
-				resp, b := endpointRequest(t, method, pathRevoke, "", ct, tc.authz, tc.body, nil)
-				if resp.StatusCode != tc.status {
-					t.Fatalf("status %d (%s), want %d", resp.StatusCode, b, tc.status)
-				}
-				if m := decodeJSON(t, b); m["error"] != tc.errCode {
-					t.Errorf("error %v, want %s (RFC 7009 §2.2.1, RFC 6749 §5.2)", m["error"], tc.errCode)
-				}
-				if tc.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
-					t.Errorf("WWW-Authenticate %q, want a Basic challenge", resp.Header.Get("WWW-Authenticate"))
-				}
-			})
-		}
+		requireRefusals(t, pathRevoke, cases, nil)
 		// None of these refused requests revoked anything.
 		requireAlive(t, rs, tok, "after refused revocation requests")
 	})
@@ -203,9 +176,7 @@ func TestRevocationRFC7009(t *testing.T) {
 // RFC 7009 §2.1 "the token is no longer usable": not until it expires, even
 // across a config reload and a full restart on the same bbolt file.
 func TestRevocationSurvivesRestart(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, db := newGateway(t)
 	rs := createClient(t, `{"client_name":"resource server","introspect":true}`)
 	holder := createClient(t, demoClient)
 	jc := createClient(t, strings.Replace(demoClient, `"owner"`, `"access_token_strategy":"jwt","owner"`, 1))

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,9 +41,7 @@ func decodeJSON(t *testing.T, b []byte) map[string]any {
 }
 
 func TestTokenEndpoint(t *testing.T) {
-	be := newBackend(t)
-	db := filepath.Join(t.TempDir(), "gatehouse.db")
-	startGateway(t, db, be.Listener.Addr().String())
+	be, db := newGateway(t)
 
 	basic := createClient(t, demoClient) // orders:read orders:write, aud http://localhost:9081
 	post := createClient(t, `{"scope":"orders:read","audience":["http://localhost:9081"],
