@@ -163,7 +163,7 @@ func BenchmarkProtectMiss(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		if i%len(tokens) == 0 {
-			p.route = g.app.auth.Route(introspection.RouteConfig{Scopes: p.Scopes, Audience: p.Audience}) // cold cache
+			p.route = g.app.auth.Authorizer(introspection.AuthorizerConfig{Scopes: p.Scopes, Audience: p.Audience}) // cold cache
 		}
 		r := tokens[i%len(tokens)]
 		i++

@@ -76,7 +76,7 @@ type Protect struct {
 	header        string // canonical
 	authorization bool
 	challenge     string // WWW-Authenticate value of a 403
-	route         *introspection.Route
+	route         *introspection.Authorizer
 	logger        *zap.Logger
 	metrics       *requestMetrics
 	poolKey       string // of the shared introspection client, if any
@@ -180,7 +180,7 @@ func (p *Protect) setup(app *App, logger *zap.Logger) error {
 	if len(p.Scopes) > 0 {
 		p.challenge += `, scope="` + strings.Join(p.Scopes, " ") + `"`
 	}
-	rc := introspection.RouteConfig{Scopes: p.Scopes, Audience: p.Audience, CacheSize: app.IdentityCacheSize,
+	rc := introspection.AuthorizerConfig{Scopes: p.Scopes, Audience: p.Audience, CacheSize: app.IdentityCacheSize,
 		Enrich: introspection.Enrichment(p.Enrich)}
 	if !rc.Enrich.Valid() {
 		return fmt.Errorf("gatehouse_protect: enrich must be local_wins, remote_wins or off, not %q", p.Enrich)
@@ -195,7 +195,7 @@ func (p *Protect) setup(app *App, logger *zap.Logger) error {
 		}
 		rc.Remote = client
 	}
-	p.route = app.auth.Route(rc)
+	p.route = app.auth.Authorizer(rc)
 	p.metrics = app.state.metrics
 	return nil
 }

@@ -64,7 +64,7 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Route authorizes requests for one protected route and hands out its
+// Authorizer authorizes requests for one protected route and hands out its
 // identity JWTs. The outcome for a token — checked claims, signed identity
 // JWT, header values, placeholders — is cached as a Grant, so a warm
 // request neither decrypts, nor calls a remote server, nor signs: it looks
@@ -72,11 +72,11 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 // client's revision) and the route policy.
 //
 // Grants for Gatehouse's own tokens are keyed by the token string. Grants
-// for tokens checked by a remote server (RouteConfig.Remote) are keyed by
+// for tokens checked by a remote server (AuthorizerConfig.Remote) are keyed by
 // the token's SHA-256, never by the token itself, and are never reused past
 // the remote answer's Until (so neither past the token's exp nor past the
 // remote cache's TTL).
-type Route struct {
+type Authorizer struct {
 	auth     *Authority
 	audience []string // aud of identity JWTs; nil: the token's own
 	scopes   []string // policy: all required
@@ -160,8 +160,9 @@ func (e Enrichment) Valid() bool {
 	return false
 }
 
-// RouteConfig is the policy and the token sources of a route.
-type RouteConfig struct {
+// AuthorizerConfig is the policy and the token sources of a protected
+// route.
+type AuthorizerConfig struct {
 	Scopes    []string // all required
 	Audience  string   // must be one of the token's audiences; also the identity JWT's aud (empty: the token's own)
 	CacheSize int      // bound of the grant cache (DefaultIdentityCacheSize if not positive)
@@ -173,15 +174,16 @@ type RouteConfig struct {
 	Enrich Enrichment // for remote tokens; "" is EnrichLocalWins
 }
 
-// Route returns a route with the given policy and token sources.
-func (a *Authority) Route(cfg RouteConfig) *Route {
+// Authorizer returns the authorizer of a protected route with the given
+// policy and token sources.
+func (a *Authority) Authorizer(cfg AuthorizerConfig) *Authorizer {
 	if cfg.CacheSize <= 0 {
 		cfg.CacheSize = DefaultIdentityCacheSize
 	}
 	if cfg.Enrich == "" {
 		cfg.Enrich = EnrichLocalWins
 	}
-	rt := &Route{auth: a, cache: newIdentityCache(cfg.CacheSize), scopes: cfg.Scopes, needAud: cfg.Audience,
+	rt := &Authorizer{auth: a, cache: newIdentityCache(cfg.CacheSize), scopes: cfg.Scopes, needAud: cfg.Audience,
 		remote: cfg.Remote, enrich: cfg.Enrich}
 	if cfg.Audience != "" {
 		rt.audience = []string{cfg.Audience}
@@ -224,7 +226,7 @@ func (g *Grant) Bearer() string { return g.bearer }
 // ErrUnavailable when a remote server cannot answer), then the route
 // policy on every request, cached or not (else ErrInsufficientScope). It
 // signs an identity JWT only on a cache miss.
-func (rt *Route) Authorize(ctx context.Context, token string) (*Grant, error) {
+func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Grant, error) {
 	now := rt.auth.now().Unix()
 	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
 		return rt.admit(g)
@@ -249,7 +251,7 @@ func (rt *Route) Authorize(ctx context.Context, token string) (*Grant, error) {
 }
 
 // admit applies the route policy to a cached grant.
-func (rt *Route) admit(g *Grant) (*Grant, error) {
+func (rt *Authorizer) admit(g *Grant) (*Grant, error) {
 	if !rt.allows(&g.Result) {
 		return nil, &ScopeError{ClientID: g.Result.ClientID()}
 	}
@@ -258,7 +260,7 @@ func (rt *Route) admit(g *Grant) (*Grant, error) {
 
 // authorizeRemote has the remote server check token, enriches the result
 // and applies the policy.
-func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int64) (*Grant, error) {
+func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, now int64) (*Grant, error) {
 	res, err := rt.remote.Introspect(ctx, token)
 	if err != nil {
 		return nil, err
@@ -279,7 +281,7 @@ func (rt *Route) authorizeRemote(ctx context.Context, token, key string, now int
 // current reports whether a cached grant still stands: its client is the
 // one it was made for, unchanged (same revision), and its token was not
 // revoked since.
-func (rt *Route) current(g *Grant) bool {
+func (rt *Authorizer) current(g *Grant) bool {
 	rev := rt.localRevision(g.Result.Claims.ClientID)
 	return rev != 0 && rev == g.clientRev && !rt.auth.revocations.Has(g.Result.Claims.ID)
 }
@@ -288,13 +290,13 @@ func (rt *Route) current(g *Grant) bool {
 // the local record that exists now (or with none, and none exists), so a
 // local metadata change, a new, disabled or deleted record shows on the
 // next request.
-func (rt *Route) currentRemote(g *Grant) bool {
+func (rt *Authorizer) currentRemote(g *Grant) bool {
 	return rt.enrich == EnrichOff || rt.localRevision(g.Result.Claims.ClientID) == g.clientRev
 }
 
 // localRevision is the revision of the local client clientID, 0 if there
 // is none (stores never give a client revision 0).
-func (rt *Route) localRevision(clientID string) uint64 {
+func (rt *Authorizer) localRevision(clientID string) uint64 {
 	rev, _ := rt.auth.clients.Revision(clientID)
 	return rev
 }
@@ -307,7 +309,7 @@ func revision(c *clientstore.Client) uint64 {
 	return c.Revision
 }
 
-func (rt *Route) localRecord(clientID string) *clientstore.Client {
+func (rt *Authorizer) localRecord(clientID string) *clientstore.Client {
 	if clientID == "" {
 		return nil
 	}
@@ -319,7 +321,7 @@ func (rt *Route) localRecord(clientID string) *clientstore.Client {
 // a remote result (operator-set metadata is trusted). A local
 // record that is disabled refuses the token: the operator's switch holds
 // whichever server issued it.
-func (rt *Route) enrichResult(r *Result) error {
+func (rt *Authorizer) enrichResult(r *Result) error {
 	if rt.enrich == EnrichOff {
 		return nil
 	}
@@ -387,7 +389,7 @@ func asObject(v any) (map[string]any, bool) {
 // opaque token with Gatehouse's prefix, or a JWT access token (typ at+jwt)
 // under this authority's key id. Only those are checked locally when the
 // route also has a remote server, and they are never sent to it.
-func (rt *Route) owns(token string) bool {
+func (rt *Authorizer) owns(token string) bool {
 	if strings.HasPrefix(token, TokenPrefix) {
 		return true
 	}
@@ -419,13 +421,13 @@ func remoteKey(token string) string {
 	return string(sum[:])
 }
 
-func (rt *Route) allows(r *Result) bool {
+func (rt *Authorizer) allows(r *Result) bool {
 	return r.HasScopes(rt.scopes) && (rt.needAud == "" || r.HasAudience(rt.needAud))
 }
 
 // sign signs a new identity JWT for r and caches the grant under key: the
 // token of a local result, the SHA-256 of a remote one.
-func (rt *Route) sign(r *Result, now int64, key string) (*Grant, error) {
+func (rt *Authorizer) sign(r *Result, now int64, key string) (*Grant, error) {
 	exp := now + int64(rt.auth.cfg.IdentityTTL.Seconds())
 	if r.Claims.ExpiresAt > 0 && r.Claims.ExpiresAt < exp {
 		exp = r.Claims.ExpiresAt

@@ -82,12 +82,12 @@ func (v verifiedJWT) num(t testing.TB, name string) int64 {
 
 // route is a route of e with audience aud (also its policy) and a cache of
 // size grants (the default if 0).
-func (e *env) route(aud string, size int) *Route {
-	return e.auth.Route(RouteConfig{Audience: aud, CacheSize: size})
+func (e *env) route(aud string, size int) *Authorizer {
+	return e.auth.Authorizer(AuthorizerConfig{Audience: aud, CacheSize: size})
 }
 
 // identity authorizes tok on rt and returns its identity JWT, verified.
-func (e *env) identity(t testing.TB, rt *Route, tok string) (string, verifiedJWT) {
+func (e *env) identity(t testing.TB, rt *Authorizer, tok string) (string, verifiedJWT) {
 	t.Helper()
 	g, err := rt.Authorize(context.Background(), tok)
 	if err != nil {
@@ -430,7 +430,7 @@ func TestIdentityCacheBounded(t *testing.T) {
 
 // cachedGrants is the number of grants rt's cache holds, once otter has
 // caught up with the writes.
-func cachedGrants(rt *Route) int {
+func cachedGrants(rt *Authorizer) int {
 	rt.cache.c.CleanUp()
 	return rt.cache.c.EstimatedSize()
 }
@@ -462,15 +462,15 @@ func TestIdentityCacheKeepsTokensInUse(t *testing.T) {
 	}
 }
 
-func TestRouteDefaults(t *testing.T) {
+func TestAuthorizerDefaults(t *testing.T) {
 	e := newEnv(t)
 	for _, size := range []int{0, -1} {
 		rt := e.route("", size)
 		if got := rt.cache.c.GetMaximum(); got != DefaultIdentityCacheSize {
-			t.Errorf("Route(CacheSize %d): cache bound %d, want DefaultIdentityCacheSize %d", size, got, DefaultIdentityCacheSize)
+			t.Errorf("Authorizer(CacheSize %d): cache bound %d, want DefaultIdentityCacheSize %d", size, got, DefaultIdentityCacheSize)
 		}
 		if rt.audience != nil {
-			t.Errorf("Route(Audience \"\"): audience = %q, want none (the token's own)", rt.audience)
+			t.Errorf("Authorizer(Audience \"\"): audience = %q, want none (the token's own)", rt.audience)
 		}
 	}
 }

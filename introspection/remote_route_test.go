@@ -75,11 +75,11 @@ func remoteResult(now time.Time, clientID string, ext clientstore.Metadata) Resu
 }
 
 // remoteRoute is a route of e fronting fi.
-func (e *env) remoteRoute(fi Introspector, enrich Enrichment, scopes ...string) *Route {
-	return e.auth.Route(RouteConfig{Scopes: scopes, Audience: testAudience, Remote: fi, Enrich: enrich})
+func (e *env) remoteRoute(fi Introspector, enrich Enrichment, scopes ...string) *Authorizer {
+	return e.auth.Authorizer(AuthorizerConfig{Scopes: scopes, Audience: testAudience, Remote: fi, Enrich: enrich})
 }
 
-func (e *env) authorize(t testing.TB, rt *Route, tok string) (*Grant, verifiedJWT) {
+func (e *env) authorize(t testing.TB, rt *Authorizer, tok string) (*Grant, verifiedJWT) {
 	t.Helper()
 	g, err := rt.Authorize(context.Background(), tok)
 	if err != nil {
