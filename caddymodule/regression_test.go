@@ -75,9 +75,9 @@ http://localhost:9080 {
 }
 
 // A handler after gatehouse_protect that edits header values in place
-// (request_header with a regex) must not write into the cached grant: the
+// (request_header with a regex) must not write into the cached identity: the
 // same token must give the backend the same header every time.
-func TestCachedGrantNotMutatedByLaterHandlers(t *testing.T) {
+func TestCachedIdentityNotMutatedByLaterHandlers(t *testing.T) {
 	be := newBackend(t)
 	cfg := fmt.Sprintf(`{
 `+testServerOptions+`	gatehouse {

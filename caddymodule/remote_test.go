@@ -525,7 +525,7 @@ func TestRemoteEndToEnd(t *testing.T) {
 
 // BenchmarkProtectRemoteHandler is BenchmarkProtectHandler for a token of
 // another authorization server with a warm cache: the token's SHA-256 and
-// a grant lookup, no call.
+// an identity lookup, no call.
 func BenchmarkProtectRemoteHandler(b *testing.B) {
 	g := newBenchGateway(b)
 	f := newFakeIntrospection(b)

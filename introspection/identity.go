@@ -66,16 +66,16 @@ func (a *Audience) UnmarshalJSON(b []byte) error {
 
 // Authorizer authorizes requests for one protected route and hands out its
 // identity JWTs. The outcome for a token — checked claims, signed identity
-// JWT, header values, placeholders — is cached as a Grant, so a warm
+// JWT, header values, placeholders — is cached as an Identity, so a warm
 // request neither decrypts, nor calls a remote server, nor signs: it looks
 // the token up, then re-checks what can change (expiry, revocation, the
 // client's revision) and the route policy.
 //
-// Grants for Gatehouse's own tokens are keyed by the token string. Grants
-// for tokens checked by a remote server (AuthorizerConfig.Remote) are keyed by
-// the token's SHA-256, never by the token itself, and are never reused past
-// the remote answer's Until (so neither past the token's exp nor past the
-// remote cache's TTL).
+// Identities for Gatehouse's own tokens are keyed by the token string.
+// Identities for tokens checked by a remote server
+// (AuthorizerConfig.Remote) are keyed by the token's SHA-256, never by the
+// token itself, and are never reused past the remote answer's Until (so
+// neither past the token's exp nor past the remote cache's TTL).
 type Authorizer struct {
 	auth     *Authority
 	audience []string // aud of identity JWTs; nil: the token's own
@@ -165,7 +165,7 @@ func (e Enrichment) Valid() bool {
 type AuthorizerConfig struct {
 	Scopes    []string // all required
 	Audience  string   // must be one of the token's audiences; also the identity JWT's aud (empty: the token's own)
-	CacheSize int      // bound of the grant cache (DefaultIdentityCacheSize if not positive)
+	CacheSize int      // bound of the identity cache (DefaultIdentityCacheSize if not positive)
 	// Remote, if set, checks every token that is not recognizably
 	// Gatehouse's own (prefix gat_, or a JWT with typ at+jwt and this
 	// authority's kid); Gatehouse's own are still checked locally and are
@@ -191,13 +191,14 @@ func (a *Authority) Authorizer(cfg AuthorizerConfig) *Authorizer {
 	return rt
 }
 
-// Grant is what a request with a valid token gets on a route. It is shared
-// between requests: never modify it. Its Result has no Client, a grant
+// Identity is what a request with a valid token gets on a route: the
+// checked token, the signed identity JWT and the placeholders. It is shared
+// between requests: never modify it. Its Result has no Client, an identity
 // keeps only the client's revision to know when it no longer holds, and
 // no Token: the cache key is the token (or its hash). Header values made
 // from it must be fresh slices per request — handlers after ours may edit
 // a request's header values in place (request_header with a regex does).
-type Grant struct {
+type Identity struct {
 	Result Result
 	JWT    string // the identity JWT
 	bearer string // "Bearer " + JWT, the same memory
@@ -220,13 +221,13 @@ const bearerPrefix = "Bearer "
 
 // Bearer is the identity JWT as an Authorization header value, without
 // allocating.
-func (g *Grant) Bearer() string { return g.bearer }
+func (g *Identity) Bearer() string { return g.bearer }
 
 // Authorize checks token for this route: valid (else the token error, or
 // ErrUnavailable when a remote server cannot answer), then the route
 // policy on every request, cached or not (else ErrInsufficientScope). It
 // signs an identity JWT only on a cache miss.
-func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Grant, error) {
+func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Identity, error) {
 	now := rt.auth.now().Unix()
 	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
 		return rt.admit(g)
@@ -250,8 +251,8 @@ func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Grant, erro
 	return rt.sign(&res, now, token)
 }
 
-// admit applies the route policy to a cached grant.
-func (rt *Authorizer) admit(g *Grant) (*Grant, error) {
+// admit applies the route policy to a cached identity.
+func (rt *Authorizer) admit(g *Identity) (*Identity, error) {
 	if !rt.allows(&g.Result) {
 		return nil, &ScopeError{ClientID: g.Result.ClientID()}
 	}
@@ -260,7 +261,7 @@ func (rt *Authorizer) admit(g *Grant) (*Grant, error) {
 
 // authorizeRemote has the remote server check token, enriches the result
 // and applies the policy.
-func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, now int64) (*Grant, error) {
+func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, now int64) (*Identity, error) {
 	res, err := rt.remote.Introspect(ctx, token)
 	if err != nil {
 		return nil, err
@@ -278,19 +279,19 @@ func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, no
 	return rt.sign(&res, now, key)
 }
 
-// current reports whether a cached grant still stands: its client is the
+// current reports whether a cached identity still stands: its client is the
 // one it was made for, unchanged (same revision), and its token was not
 // revoked since.
-func (rt *Authorizer) current(g *Grant) bool {
+func (rt *Authorizer) current(g *Identity) bool {
 	rev := rt.localRevision(g.Result.Claims.ClientID)
 	return rev != 0 && rev == g.clientRev && !rt.auth.revocations.Has(g.Result.Claims.ID)
 }
 
-// currentRemote reports whether a cached remote grant was enriched with
+// currentRemote reports whether a cached remote identity was enriched with
 // the local record that exists now (or with none, and none exists), so a
 // local metadata change, a new, disabled or deleted record shows on the
 // next request.
-func (rt *Authorizer) currentRemote(g *Grant) bool {
+func (rt *Authorizer) currentRemote(g *Identity) bool {
 	return rt.enrich == EnrichOff || rt.localRevision(g.Result.Claims.ClientID) == g.clientRev
 }
 
@@ -425,9 +426,9 @@ func (rt *Authorizer) allows(r *Result) bool {
 	return r.HasScopes(rt.scopes) && (rt.needAud == "" || r.HasAudience(rt.needAud))
 }
 
-// sign signs a new identity JWT for r and caches the grant under key: the
+// sign signs a new identity JWT for r and caches the identity under key: the
 // token of a local result, the SHA-256 of a remote one.
-func (rt *Authorizer) sign(r *Result, now int64, key string) (*Grant, error) {
+func (rt *Authorizer) sign(r *Result, now int64, key string) (*Identity, error) {
 	exp := now + int64(rt.auth.cfg.IdentityTTL.Seconds())
 	if r.Claims.ExpiresAt > 0 && r.Claims.ExpiresAt < exp {
 		exp = r.Claims.ExpiresAt
@@ -477,7 +478,7 @@ func (rt *Authorizer) sign(r *Result, now int64, key string) (*Grant, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Grant{
+	g := &Identity{
 		Result:    *r,
 		clientRev: revision(r.Client),
 		refreshAt: now + (exp-now)*3/4,
@@ -486,7 +487,7 @@ func (rt *Authorizer) sign(r *Result, now int64, key string) (*Grant, error) {
 	g.JWT = g.bearer[len(bearerPrefix):]
 	buf := owner + string(md)
 	g.owner, g.mdJSON = buf[:len(owner)], buf[len(owner):]
-	g.Result.Client, g.Result.Token = nil, "" // the revision is all a grant needs of the client; the key is the token
+	g.Result.Client, g.Result.Token = nil, "" // the revision is all an identity needs of the client; the key is the token
 	if r.Remote != nil {
 		// Never past the remote answer's own lifetime.
 		g.refreshAt = min(g.refreshAt, r.Remote.Until.Unix())
@@ -501,8 +502,8 @@ func (rt *Authorizer) sign(r *Result, now int64, key string) (*Grant, error) {
 // emptyExt is the `ext` of an identity without metadata.
 var emptyExt = json.RawMessage("{}")
 
-// placeholder resolves the gatehouse.* placeholders of a grant.
-func (g *Grant) placeholder(key string) (any, bool) {
+// placeholder resolves the gatehouse.* placeholders of an identity.
+func (g *Identity) placeholder(key string) (any, bool) {
 	rest, ok := strings.CutPrefix(key, "gatehouse.")
 	if !ok {
 		return nil, false
@@ -524,7 +525,7 @@ func (g *Grant) placeholder(key string) (any, bool) {
 // metadata is the identity's metadata, decoded at most once and only when
 // first asked for: placeholders need it only if a route's configuration
 // names a gatehouse.metadata.<path>.
-func (g *Grant) metadata() clientstore.Metadata {
+func (g *Identity) metadata() clientstore.Metadata {
 	if g.Result.Remote != nil {
 		return g.Result.Remote.Ext
 	}
@@ -536,29 +537,29 @@ func (g *Grant) metadata() clientstore.Metadata {
 	return g.md
 }
 
-// identityCache holds grants by token (or by the SHA-256 of a remote
+// identityCache holds identities by token (or by the SHA-256 of a remote
 // token), at most size of them. otter decides which to keep (W-TinyLFU):
 // a new entry displaces an old one only if its key was asked for more
-// often, so a sweep of tokens used once does not push out the grants of
-// tokens in use. Entries have no expiry of their own: Authorize serves a
-// grant only before its refreshAt, a fresh grant replaces a stale one
-// under the same key, and stale grants of tokens no longer presented go
+// often, so a sweep of tokens used once does not push out the identities
+// of tokens in use. Entries have no expiry of their own: Authorize serves a
+// an identity only before its refreshAt, a fresh identity replaces a stale
+// one under the same key, and stale identities of tokens no longer presented go
 // as others come in. (An expiry would cost a clock read on every hit.)
 type identityCache struct {
-	c *otter.Cache[string, *Grant]
+	c *otter.Cache[string, *Identity]
 }
 
 func newIdentityCache(size int) *identityCache {
-	return &identityCache{c: otter.Must(&otter.Options[string, *Grant]{MaximumSize: size})}
+	return &identityCache{c: otter.Must(&otter.Options[string, *Identity]{MaximumSize: size})}
 }
 
-// get returns the grant cached under key, nil if there is none.
-func (c *identityCache) get(key string) *Grant {
+// get returns the identity cached under key, nil if there is none.
+func (c *identityCache) get(key string) *Identity {
 	g, _ := c.c.GetIfPresent(key)
 	return g
 }
 
 // put caches g under key.
-func (c *identityCache) put(key string, g *Grant) {
+func (c *identityCache) put(key string, g *Identity) {
 	c.c.Set(key, g)
 }

@@ -81,7 +81,7 @@ func (v verifiedJWT) num(t testing.TB, name string) int64 {
 }
 
 // route is a route of e with audience aud (also its policy) and a cache of
-// size grants (the default if 0).
+// size identities (the default if 0).
 func (e *env) route(aud string, size int) *Authorizer {
 	return e.auth.Authorizer(AuthorizerConfig{Audience: aud, CacheSize: size})
 }
@@ -287,7 +287,7 @@ func TestIdentityFollowsClientUpdate(t *testing.T) {
 	}
 }
 
-// A cached grant is never served for a token that was revoked, or whose
+// A cached identity is never served for a token that was revoked, or whose
 // client was disabled, since it was cached.
 func TestIdentityCacheRefusesRevoked(t *testing.T) {
 	ctx := context.Background()
@@ -311,7 +311,7 @@ func TestIdentityCacheRefusesRevoked(t *testing.T) {
 			rt := e.route(testAudience, 0)
 			e.identity(t, rt, tok)
 			if rt.cache.get(tok) == nil {
-				t.Fatal("the grant is not cached")
+				t.Fatal("the identity is not cached")
 			}
 			if err := tc.apply(e, cl, tok); err != nil {
 				t.Fatal(err)
@@ -416,27 +416,27 @@ func TestIdentityCacheBounded(t *testing.T) {
 			for i := range tokens {
 				e.identity(t, rt, e.issue(cl).AccessToken)
 				if i%100 == 99 {
-					if n := cachedGrants(rt); n > size {
-						t.Fatalf("after %d tokens the cache holds %d grants, want at most %d", i+1, n, size)
+					if n := cachedIdentities(rt); n > size {
+						t.Fatalf("after %d tokens the cache holds %d identities, want at most %d", i+1, n, size)
 					}
 				}
 			}
-			if n := cachedGrants(rt); n < size/2 {
-				t.Errorf("the cache holds %d grants after %d tokens, want it to fill towards %d", n, tokens, size)
+			if n := cachedIdentities(rt); n < size/2 {
+				t.Errorf("the cache holds %d identities after %d tokens, want it to fill towards %d", n, tokens, size)
 			}
 		})
 	}
 }
 
-// cachedGrants is the number of grants rt's cache holds, once otter has
+// cachedIdentities is the number of identities rt's cache holds, once otter has
 // caught up with the writes.
-func cachedGrants(rt *Authorizer) int {
+func cachedIdentities(rt *Authorizer) int {
 	rt.cache.c.CleanUp()
 	return rt.cache.c.EstimatedSize()
 }
 
 // A sweep of tokens used once (a client that fetches a token per call, a
-// scan) does not push out the grants of tokens in use.
+// scan) does not push out the identities of tokens in use.
 func TestIdentityCacheKeepsTokensInUse(t *testing.T) {
 	e := newEnv(t)
 	cl := e.newClient("svc")
@@ -457,8 +457,8 @@ func TestIdentityCacheKeepsTokensInUse(t *testing.T) {
 			}
 		}
 	}
-	if n := cachedGrants(rt); n > 64 {
-		t.Errorf("the cache holds %d grants, want at most 64", n)
+	if n := cachedIdentities(rt); n > 64 {
+		t.Errorf("the cache holds %d identities, want at most 64", n)
 	}
 }
 

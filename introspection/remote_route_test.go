@@ -79,7 +79,7 @@ func (e *env) remoteRoute(fi Introspector, enrich Enrichment, scopes ...string) 
 	return e.auth.Authorizer(AuthorizerConfig{Scopes: scopes, Audience: testAudience, Remote: fi, Enrich: enrich})
 }
 
-func (e *env) authorize(t testing.TB, rt *Authorizer, tok string) (*Grant, verifiedJWT) {
+func (e *env) authorize(t testing.TB, rt *Authorizer, tok string) (*Identity, verifiedJWT) {
 	t.Helper()
 	g, err := rt.Authorize(context.Background(), tok)
 	if err != nil {
@@ -120,7 +120,7 @@ func TestRemoteTokenIdentity(t *testing.T) {
 		}
 	}
 	if g.Result.Token != "" || g.Result.Issuer != remoteIssuer {
-		t.Errorf("grant keeps token %q issuer %q; want no token and the remote issuer", g.Result.Token, g.Result.Issuer)
+		t.Errorf("identity keeps token %q issuer %q; want no token and the remote issuer", g.Result.Token, g.Result.Issuer)
 	}
 	if rt := e.remoteRoute(fi, ""); rt.cache.get("ory_at_abc") != nil {
 		t.Error("fresh route has the token cached")
@@ -211,7 +211,7 @@ func jwtWithHeader(t testing.TB, header string) string {
 // GHSA-qvp4-rpmr-xwrr was a cached introspection result that skipped the
 // scope check): one remote answer, shared by two routes, passes the route
 // that asks for nothing and fails the one that asks for a missing scope,
-// and a grant slipped into the stricter route's cache is refused too.
+// and an identity slipped into the stricter route's cache is refused too.
 func TestRemotePolicyOnEveryHit(t *testing.T) {
 	e := newEnv(t)
 	fi := newFakeIntrospector()
@@ -227,14 +227,14 @@ func TestRemotePolicyOnEveryHit(t *testing.T) {
 	}
 	strict.cache.put(remoteKey("ory_at_x"), g)
 	if _, err := strict.Authorize(context.Background(), "ory_at_x"); !errors.Is(err, ErrInsufficientScope) {
-		t.Fatalf("strict route with a cached grant: %v, want ErrInsufficientScope", err)
+		t.Fatalf("strict route with a cached identity: %v, want ErrInsufficientScope", err)
 	}
 	before := fi.count()
 	if again, err := open.Authorize(context.Background(), "ory_at_x"); err != nil || again != g {
-		t.Fatalf("open route again: %v, want its cached grant", err)
+		t.Fatalf("open route again: %v, want its cached identity", err)
 	}
 	if fi.count() != before {
-		t.Error("a cached grant called the remote server again")
+		t.Error("a cached identity called the remote server again")
 	}
 
 	noAud := remoteResult(fixedNow, "svc", nil)
@@ -245,15 +245,15 @@ func TestRemotePolicyOnEveryHit(t *testing.T) {
 	}
 }
 
-// A cached grant of a remote token is reused only within the remote
+// A cached identity of a remote token is reused only within the remote
 // answer's Until (cache_ttl) and never past the token's exp; the clock is
 // injected, nothing sleeps.
-func TestRemoteGrantLifetime(t *testing.T) {
+func TestRemoteIdentityLifetime(t *testing.T) {
 	cases := []struct {
 		name      string
 		expIn     time.Duration
 		untilIn   time.Duration
-		reusedFor time.Duration // the grant is reused until just before this
+		reusedFor time.Duration // the identity is reused until just before this
 	}{
 		{"cache_ttl first", time.Hour, 30 * time.Second, 30 * time.Second},
 		{"exp first", 20 * time.Second, 20 * time.Second, 15 * time.Second}, // 3/4 of the 20 s identity lifetime
@@ -274,11 +274,11 @@ func TestRemoteGrantLifetime(t *testing.T) {
 			}
 			e.clock.Advance(tc.reusedFor - time.Second)
 			if again, _ := e.authorize(t, rt, "ory_at_t"); again != g || fi.count() != 1 {
-				t.Fatalf("just before %v: a new grant or a remote call (%d); want the cached grant", tc.reusedFor, fi.count())
+				t.Fatalf("just before %v: a new identity or a remote call (%d); want the cached identity", tc.reusedFor, fi.count())
 			}
 			e.clock.Advance(time.Second)
 			if again, _ := e.authorize(t, rt, "ory_at_t"); again == g || fi.count() != 2 {
-				t.Errorf("at %v: the cached grant was reused (%d remote calls), want a new check", tc.reusedFor, fi.count())
+				t.Errorf("at %v: the cached identity was reused (%d remote calls), want a new check", tc.reusedFor, fi.count())
 			}
 		})
 	}
@@ -344,7 +344,7 @@ func TestRemoteEnrichment(t *testing.T) {
 				t.Errorf("owner = %v, want %q", v.claims["owner"], tc.wantOwner)
 			}
 			if (g.clientRev != 0) != tc.wantClient {
-				t.Errorf("grant's local client revision = %d, want one: %v", g.clientRev, tc.wantClient)
+				t.Errorf("identity's local client revision = %d, want one: %v", g.clientRev, tc.wantClient)
 			}
 			if got, _ := g.Placeholder("gatehouse.metadata.realm.id"); got != tc.wantExt["realm"].(map[string]any)["id"] {
 				t.Errorf("placeholder realm.id = %v, want the identity's", got)

@@ -15,7 +15,7 @@ import (
 // JWT for both. A Result may be shared between requests: never modify it,
 // its slices or what it points to.
 type Result struct {
-	Token string // the token as presented; empty in a cached Grant (the cache keeps the token)
+	Token string // the token as presented; empty in a cached Identity (the cache keeps the token)
 	// Claims: client_id, scope, aud, iat and exp for both kinds; the
 	// generation and ID (jti) only for Gatehouse's own tokens. A remote
 	// token without exp has ExpiresAt 0.
@@ -43,8 +43,9 @@ type Remote struct {
 	Owner string
 	Ext   clientstore.Metadata
 	// Until is when this answer stops being usable: at the latest the
-	// token's exp, earlier if the answer is cached for less. A grant made
-	// from it is never reused past it; the zero time means "do not reuse".
+	// token's exp, earlier if the answer is cached for less. An identity
+	// made from it is never reused past it; the zero time means "do not
+	// reuse".
 	Until time.Time
 }
 
