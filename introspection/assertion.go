@@ -126,7 +126,7 @@ func (v *Assertions) Verify(ctx context.Context, assertion, clientID string) (*c
 	// Length-prefixed, so no client's jti can stand for another's:
 	// client ids may contain ':'.
 	once := strconv.Itoa(len(id)) + ":" + id + ":" + c.Jti
-	if err := v.replay.Use(ctx, once, time.Unix(*c.Exp, 0).Add(assertionLeeway)); err != nil {
+	if err := v.replay.UseOnce(ctx, once, time.Unix(*c.Exp, 0).Add(assertionLeeway)); err != nil {
 		if errors.Is(err, ErrReplay) {
 			return nil, assertionErr("jti was already used (RFC 7523 §3)")
 		}

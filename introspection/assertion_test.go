@@ -99,8 +99,8 @@ func jwksOf(t testing.TB, keys ...jose.JSONWebKey) []byte {
 }
 
 // assertionEnv is an env with an Assertions verifier whose clock is frozen
-// at a real instant (Revocations.Use judges expiry by the wall clock, so the
-// assertion clock must not drift far from it).
+// at a real instant (Revocations.UseOnce judges expiry by the wall clock,
+// so the assertion clock must not drift far from it).
 type assertionEnv struct {
 	*env
 	v     *Assertions
@@ -546,36 +546,36 @@ func TestAssertionReplay(t *testing.T) {
 	c, err = ae.v.Verify(ctx, assertion, "")
 	refused(t, c, err, "the pruned assertion after it expired")
 	// The in-memory record went too: the id can be recorded afresh.
-	if err := ae.rev.Use(ctx, "svc:"+claims["jti"].(string), time.Now().Add(time.Hour)); err != nil {
-		t.Fatalf("Use of the pruned jti: %v; Prune kept it in memory", err)
+	if err := ae.rev.UseOnce(ctx, "svc:"+claims["jti"].(string), time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("UseOnce of the pruned jti: %v; Prune kept it in memory", err)
 	}
 }
 
-// Revocations.Use is the replay cache: a live record refuses, an expired
-// one does not (it judges expiry by the wall clock).
-func TestRevocationsUse(t *testing.T) {
+// Revocations.UseOnce is the replay guard: a live record refuses, an
+// expired one does not (it judges expiry by the wall clock).
+func TestRevocationsUseOnce(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	live := time.Now().Add(time.Hour)
-	if err := e.rev.Use(ctx, "a", live); err != nil {
-		t.Fatalf("first Use: %v", err)
+	if err := e.rev.UseOnce(ctx, "a", live); err != nil {
+		t.Fatalf("first UseOnce: %v", err)
 	}
-	if err := e.rev.Use(ctx, "a", live); !errors.Is(err, ErrReplay) {
-		t.Fatalf("second Use of a live id: %v, want ErrReplay", err)
+	if err := e.rev.UseOnce(ctx, "a", live); !errors.Is(err, ErrReplay) {
+		t.Fatalf("second UseOnce of a live id: %v, want ErrReplay", err)
 	}
-	if err := e.rev.Use(ctx, "b", live); err != nil {
-		t.Fatalf("Use of another id: %v", err)
+	if err := e.rev.UseOnce(ctx, "b", live); err != nil {
+		t.Fatalf("UseOnce of another id: %v", err)
 	}
 	past := time.Now().Add(-time.Hour)
-	if err := e.rev.Use(ctx, "old", past); err != nil {
-		t.Fatalf("first Use of an expired id: %v", err)
+	if err := e.rev.UseOnce(ctx, "old", past); err != nil {
+		t.Fatalf("first UseOnce of an expired id: %v", err)
 	}
-	if err := e.rev.Use(ctx, "old", past); err != nil {
-		t.Fatalf("second Use of an id whose record expired: %v, want nil", err)
+	if err := e.rev.UseOnce(ctx, "old", past); err != nil {
+		t.Fatalf("second UseOnce of an id whose record expired: %v, want nil", err)
 	}
 	e.reopen()
-	if err := e.rev.Use(ctx, "a", live); !errors.Is(err, ErrReplay) {
-		t.Fatalf("Use after reopen of a live id: %v, want ErrReplay (persisted)", err)
+	if err := e.rev.UseOnce(ctx, "a", live); !errors.Is(err, ErrReplay) {
+		t.Fatalf("UseOnce after reopen of a live id: %v, want ErrReplay (persisted)", err)
 	}
 }
 
@@ -610,7 +610,7 @@ func (s *slowStore) Revoke(ctx context.Context, id string, until time.Time) erro
 // and revoked, and changes from other nodes are applied. A second use of
 // the id being recorded is refused at once.
 func TestRevocationsStoreCallsHoldNoLock(t *testing.T) {
-	for _, slowOp := range []string{"Use", "Revoke"} {
+	for _, slowOp := range []string{"UseOnce", "Revoke"} {
 		t.Run(slowOp, func(t *testing.T) {
 			ctx := context.Background()
 			bolt, err := clientstore.OpenBolt(filepath.Join(t.TempDir(), "g.db"), 0)
@@ -636,8 +636,8 @@ func TestRevocationsStoreCallsHoldNoLock(t *testing.T) {
 
 			slowDone := make(chan error, 1)
 			go func() {
-				if slowOp == "Use" {
-					slowDone <- rev.Use(ctx, "slow-jti", exp)
+				if slowOp == "UseOnce" {
+					slowDone <- rev.UseOnce(ctx, "slow-jti", exp)
 				} else {
 					slowDone <- rev.Revoke(ctx, Claims{ID: slowTok, ExpiresAt: exp.Unix()})
 				}
@@ -657,12 +657,12 @@ func TestRevocationsStoreCallsHoldNoLock(t *testing.T) {
 				if err := rev.Revoke(ctx, Claims{ID: other, ExpiresAt: exp.Unix()}); err != nil || !rev.Has(other) {
 					t.Errorf("Revoke of another token while the store is slow: %v, Has %v", err, rev.Has(other))
 				}
-				if err := rev.Use(ctx, "other-jti", exp); err != nil {
-					t.Errorf("Use of another id while the store is slow: %v", err)
+				if err := rev.UseOnce(ctx, "other-jti", exp); err != nil {
+					t.Errorf("UseOnce of another id while the store is slow: %v", err)
 				}
-				if slowOp == "Use" {
-					if err := rev.Use(ctx, "slow-jti", exp); !errors.Is(err, ErrReplay) {
-						t.Errorf("Use of the id being recorded: %v, want ErrReplay", err)
+				if slowOp == "UseOnce" {
+					if err := rev.UseOnce(ctx, "slow-jti", exp); !errors.Is(err, ErrReplay) {
+						t.Errorf("UseOnce of the id being recorded: %v, want ErrReplay", err)
 					}
 				}
 			}()
@@ -680,9 +680,9 @@ func TestRevocationsStoreCallsHoldNoLock(t *testing.T) {
 			if err := <-slowDone; err != nil {
 				t.Fatalf("the slow %s: %v", slowOp, err)
 			}
-			if slowOp == "Use" {
-				if err := rev.Use(ctx, "slow-jti", exp); !errors.Is(err, ErrReplay) {
-					t.Errorf("Use after the slow one was recorded: %v, want ErrReplay", err)
+			if slowOp == "UseOnce" {
+				if err := rev.UseOnce(ctx, "slow-jti", exp); !errors.Is(err, ErrReplay) {
+					t.Errorf("UseOnce after the slow one was recorded: %v, want ErrReplay", err)
 				}
 			} else if !rev.Has(slowTok) {
 				t.Error("the slow revocation is not in force once stored")

@@ -176,8 +176,8 @@ func TestRevocationsFollowStore(t *testing.T) {
 	if _, err := e.auth.Check(tok); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("token revoked on another node: Check = %v, want ErrRevoked", err)
 	}
-	if err := e.rev.Use(ctx, "jti-1", time.Now().Add(time.Hour)); !errors.Is(err, ErrReplay) {
-		t.Fatalf("one-time id used on another node: Use = %v, want ErrReplay", err)
+	if err := e.rev.UseOnce(ctx, "jti-1", time.Now().Add(time.Hour)); !errors.Is(err, ErrReplay) {
+		t.Fatalf("one-time id used on another node: UseOnce = %v, want ErrReplay", err)
 	}
 	e.rev.Reset(&clientstore.Snapshot{}) // older than the revocation
 	if !e.rev.Has(c.ID) {

@@ -29,7 +29,7 @@ type Revocations struct {
 	recording map[string]struct{}               // one-time ids being recorded in the store; under mu
 }
 
-// ErrReplay is returned by Use for an id already used.
+// ErrReplay is returned by UseOnce for an id already used.
 var ErrReplay = errors.New("already used")
 
 // oneTimePrefix marks one-time ids in the store, apart from token ids.
@@ -130,7 +130,7 @@ func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
 	return nil
 }
 
-// Use records the one-time id as used until its expiry, durably, or
+// UseOnce records the one-time id as used until its expiry, durably, or
 // returns ErrReplay if it was used before and has not expired yet. It also
 // serves the jti of client assertions (RFC 7523 §3).
 //
@@ -139,7 +139,7 @@ func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
 // an id being recorded is reserved in memory first, so a second request
 // with it is refused at once rather than racing the first one to the
 // store. No lock is held while the store is called.
-func (r *Revocations) Use(ctx context.Context, id string, until time.Time) error {
+func (r *Revocations) UseOnce(ctx context.Context, id string, until time.Time) error {
 	now := time.Now()
 	r.mu.Lock()
 	if exp, ok := r.used[id]; ok && exp >= now.Unix() {
@@ -170,7 +170,7 @@ func (r *Revocations) Use(ctx context.Context, id string, until time.Time) error
 func (r *Revocations) record(ctx context.Context, id string, until, now time.Time) error {
 	once, ok := r.store.(clientstore.OnceRecorder)
 	if !ok {
-		// Not atomic across processes; the reservation in Use still
+		// Not atomic across processes; the reservation in UseOnce still
 		// keeps this node from accepting the id twice.
 		return r.store.Revoke(ctx, oneTimePrefix+id, until)
 	}
