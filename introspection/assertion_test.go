@@ -986,6 +986,55 @@ func TestAssertionNeverFollowsJKU(t *testing.T) {
 	}
 }
 
+// A jwks_uri that redirects (perhaps to an internal plain-http address) is
+// not followed (RFC 8725 §3.10 spirit: fetch only what was registered).
+func TestJWKSURIRedirectNotFollowed(t *testing.T) {
+	var internalHits atomic.Int64
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		internalHits.Add(1)
+		w.WriteHeader(http.StatusTeapot)
+	}))
+	defer internal.Close()
+	ext := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, internal.URL+"/latest/meta-data/", http.StatusFound)
+	}))
+	defer ext.Close()
+	rk := NewRemoteKeys(ext.Client())
+	if _, err := rk.Get(context.Background(), ext.URL+"/jwks.json", ""); err == nil {
+		t.Fatal("a redirecting jwks_uri gave a key set")
+	}
+	if n := internalHits.Load(); n != 0 {
+		t.Errorf("the redirect target was fetched %d time(s), want never", n)
+	}
+}
+
+// A failing jwks_uri is remembered for a while instead of being fetched
+// again for every assertion.
+func TestJWKSURIFailureCached(t *testing.T) {
+	var hits atomic.Int64
+	ext := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer ext.Close()
+	rk := NewRemoteKeys(ext.Client())
+	clock := fixedNow
+	rk.now = func() time.Time { return clock }
+	for range 50 {
+		if _, err := rk.Get(context.Background(), ext.URL+"/jwks.json", "k1"); err == nil {
+			t.Fatal("a failing jwks_uri gave a key set")
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("50 lookups made %d fetches, want 1", n)
+	}
+	clock = clock.Add(remoteJWKSFailTTL + time.Second)
+	rk.Get(context.Background(), ext.URL+"/jwks.json", "k1")
+	if n := hits.Load(); n != 2 {
+		t.Errorf("after the failure TTL: %d fetches, want 2 (retried)", n)
+	}
+}
+
 // FuzzAssertionVerify: arbitrary assertions never panic the verifier and
 // never authenticate a client. The registered client's key signs only
 // seeds that are refused for their claims, so no mutation that keeps a

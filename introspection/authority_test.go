@@ -3,7 +3,9 @@ package introspection
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,6 +222,22 @@ func TestCheckFollowsClientChanges(t *testing.T) {
 				t.Errorf("another client's token after the change: got %v, want valid", err)
 			}
 		})
+	}
+}
+
+// A deleted client's tokens stay dead even when a new client takes its id.
+func TestDeletedClientTokensStayDeadAfterRecreate(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	tok := e.issue(e.newClient("svc")).AccessToken
+	if err := e.cache.Delete(ctx, "svc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.cache.Create(ctx, &clientstore.Client{ID: "svc", Scope: "other", Owner: "team-b"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := e.auth.Check(tok); err == nil {
+		t.Fatalf("token of the deleted client accepted for the new client: scope %q, owner %q; want ErrRevoked", r.Claims.Scope, r.Client.Owner)
 	}
 }
 
@@ -440,6 +458,30 @@ func TestIssueHonoursTokenTTL(t *testing.T) {
 		if _, err := e.auth.Check(tok.AccessToken); !errors.Is(err, ErrExpired) {
 			t.Errorf("TokenTTL %v: Check at expiry: %v, want ErrExpired", ttl, err)
 		}
+	}
+}
+
+// A client may hold more scope and audiences than fit one token: issuance
+// refuses rather than minting a token every check would refuse.
+func TestIssueRefusesOversizeToken(t *testing.T) {
+	e := newEnv(t)
+	var auds []string
+	for i := range 8 {
+		auds = append(auds, fmt.Sprintf("https://%d.example.com/%s", i, strings.Repeat("p", 400)))
+	}
+	cl, _, err := e.cache.Create(context.Background(), &clientstore.Client{ID: "big", Scope: testScope, Audience: auds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.auth.Issue(cl, "", nil); !errors.Is(err, ErrTokenTooLarge) {
+		t.Fatalf("Issue with all 8 long audiences: %v, want ErrTokenTooLarge", err)
+	}
+	tok, err := e.auth.Issue(cl, "", auds[:1])
+	if err != nil {
+		t.Fatalf("Issue down-scoped to one audience: %v", err)
+	}
+	if _, err := e.auth.Check(tok.AccessToken); err != nil {
+		t.Fatalf("the down-scoped token does not check: %v", err)
 	}
 }
 

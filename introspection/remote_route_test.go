@@ -207,6 +207,24 @@ func jwtWithHeader(t testing.TB, header string) string {
 	return enc([]byte(header)) + "." + enc([]byte(`{"sub":"x"}`)) + "." + enc([]byte("sig"))
 }
 
+// After a key rotation our JWT access tokens signed under the previous key
+// are still ours: a route that fronts another server must check them
+// locally and never send them upstream.
+func TestRotatedJWTStaysLocal(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.AccessTokenStrategy = "jwt" }))
+	tok := e.issue(e.newClient("svc")).AccessToken
+	if _, err := RotateKeys(context.Background(), e.store, e.sealer, e.signer, 2*time.Hour, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	fi := newFakeIntrospector()
+	if _, err := e.remoteRoute(fi, "").Authorize(context.Background(), tok); err != nil {
+		t.Errorf("Authorize of our JWT signed before the rotation: %v, want it granted", err)
+	}
+	if n := fi.count(); n != 0 {
+		t.Errorf("our token was sent to the remote server %d time(s), want never", n)
+	}
+}
+
 // The route policy runs on every request, cached or not (Oathkeeper's
 // GHSA-qvp4-rpmr-xwrr was a cached introspection result that skipped the
 // scope check): one remote answer, shared by two routes, passes the route

@@ -183,6 +183,31 @@ func TestOpenRefusesEveryCharacterChange(t *testing.T) {
 	}
 }
 
+// Exactly one spelling of a token opens: no slack in the last base64
+// character's unused bits, no skipped CR/LF.
+func TestOpenRefusesNonCanonicalEncodings(t *testing.T) {
+	s := testSealer(t, 7, fixedNow)
+	for _, id := range []string{"a", "ab", "abc"} {
+		c := Claims{ClientID: id, Scope: "s", Audience: []string{"x"}, IssuedAt: 1, ExpiresAt: 2}
+		tok, err := s.Seal(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range b64URLAlphabet {
+			if mut := tok[:len(tok)-1] + string(ch); mut != tok {
+				if _, err := s.Open(mut); err == nil {
+					t.Errorf("client %q: last char %q→%q accepted", id, tok[len(tok)-1], ch)
+				}
+			}
+		}
+		for _, nl := range []string{"\n", "\r"} {
+			if _, err := s.Open(tok[:10] + nl + tok[10:]); err == nil {
+				t.Errorf("client %q: %q inserted accepted", id, nl)
+			}
+		}
+	}
+}
+
 // sealedRaw builds a token from raw bytes: a header naming version and key
 // id, then filler up to n bytes.
 func sealedRaw(version byte, keyID uint32, n int) string {
