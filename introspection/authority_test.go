@@ -241,62 +241,6 @@ func TestDeletedClientTokensStayDeadAfterRecreate(t *testing.T) {
 	}
 }
 
-func TestRevocationsPrune(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	cl := e.newClient("svc")
-
-	early := e.issue(cl).AccessToken // exp = fixedNow+1h
-	e.clock.Advance(2 * time.Hour)
-	late := e.issue(cl).AccessToken // exp = fixedNow+3h
-	earlyC, _ := e.sealer.Open(early)
-	lateC, _ := e.sealer.Open(late)
-	// Revoke straight on the set: Authority.Revoke skips expired tokens.
-	for _, c := range []Claims{earlyC, lateC} {
-		if err := e.rev.Revoke(ctx, c); err != nil {
-			t.Fatalf("Revocations.Revoke: %v", err)
-		}
-	}
-
-	stored := func() map[string]bool {
-		m := map[string]bool{}
-		if err := e.store.ForEachRevocation(ctx, func(jti string, _ time.Time) error { m[jti] = true; return nil }); err != nil {
-			t.Fatalf("ForEachRevocation: %v", err)
-		}
-		return m
-	}
-
-	tests := []struct {
-		name            string
-		at              time.Time
-		wantEarly, want bool // whether early / late stay revoked
-	}{
-		{"before either exp", time.Unix(earlyC.ExpiresAt, 0).Add(-time.Second), true, true},
-		{"exactly at the early exp", time.Unix(earlyC.ExpiresAt, 0), true, true},
-		{"past the early exp", time.Unix(earlyC.ExpiresAt, 0).Add(time.Second), false, true},
-		{"exactly at the late exp", time.Unix(lateC.ExpiresAt, 0), false, true},
-		{"past both", time.Unix(lateC.ExpiresAt, 0).Add(time.Second), false, false},
-	}
-	for _, tt := range tests {
-		if err := e.rev.Prune(ctx, tt.at); err != nil {
-			t.Fatalf("%s: Prune: %v", tt.name, err)
-		}
-		st := stored()
-		for _, c := range []struct {
-			what string
-			c    Claims
-			want bool
-		}{{"early", earlyC, tt.wantEarly}, {"late", lateC, tt.want}} {
-			if got := e.rev.Has(c.c.ID); got != c.want {
-				t.Errorf("%s: in-memory revocation of the %s token present = %v, want %v", tt.name, c.what, got, c.want)
-			}
-			if got := st[c.c.ID.String()]; got != c.want {
-				t.Errorf("%s: stored revocation of the %s token present = %v, want %v", tt.name, c.what, got, c.want)
-			}
-		}
-	}
-}
-
 func TestGrantScope(t *testing.T) {
 	cl := &clientstore.Client{ID: "svc", Scope: "orders:read orders:write admin"}
 	tests := []struct {

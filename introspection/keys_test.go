@@ -156,35 +156,3 @@ func TestMergeKeyRings(t *testing.T) {
 		t.Errorf("a token of the restored side does not open with the merged ring: %v", err)
 	}
 }
-
-// Revocations and one-time ids recorded by another node arrive as store
-// changes; a snapshot older than a revocation made here does not undo it.
-func TestRevocationsFollowStore(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	cl := e.newClient("svc")
-	tok := e.issue(cl).AccessToken
-	c, err := e.sealer.Open(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	until := time.Unix(c.ExpiresAt, 0)
-	e.rev.Apply([]clientstore.Change{
-		{Kind: clientstore.RevocationPut, Name: c.ID.String(), Until: until},
-		{Kind: clientstore.RevocationPut, Name: oneTimePrefix + "jti-1", Until: time.Now().Add(time.Hour)},
-	})
-	if _, err := e.auth.Check(tok); !errors.Is(err, ErrRevoked) {
-		t.Fatalf("token revoked on another node: Check = %v, want ErrRevoked", err)
-	}
-	if err := e.rev.UseOnce(ctx, "jti-1", time.Now().Add(time.Hour)); !errors.Is(err, ErrReplay) {
-		t.Fatalf("one-time id used on another node: UseOnce = %v, want ErrReplay", err)
-	}
-	e.rev.Reset(&clientstore.Snapshot{}) // older than the revocation
-	if !e.rev.Has(c.ID) {
-		t.Fatal("a reset from an older snapshot dropped a revocation")
-	}
-	e.rev.Apply([]clientstore.Change{{Kind: clientstore.RevocationDeleted, Name: c.ID.String()}})
-	if e.rev.Has(c.ID) {
-		t.Fatal("a pruned revocation stayed in memory")
-	}
-}
