@@ -17,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/gatehousehq/gatehouse/introspection"
+	"github.com/gatehousehq/gatehouse/introspection/clientauth"
 	"go.uber.org/zap"
 )
 
@@ -60,7 +61,7 @@ type App struct {
 	ScopesSupported []string `json:"scopes_supported,omitempty"`
 
 	auth       *introspection.Authority
-	remoteKeys *introspection.RemoteKeys
+	remoteKeys *clientauth.RemoteKeys
 	state      *state
 	poolKey    string
 	logger     *zap.Logger
@@ -138,7 +139,7 @@ type state struct {
 	// Brute-force protection of client authentication, kept across config
 	// reloads and shared by every gatehouse_server: per address, and per
 	// client_id guessed from one address.
-	byAddr, byClient *introspection.Limiter
+	byAddr, byClient *clientauth.Limiter
 
 	metrics *requestMetrics
 }
@@ -196,7 +197,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		IdentityTTL:         time.Duration(a.IdentityTTL),
 		AccessTokenStrategy: a.AccessTokenStrategy,
 	}, st.clients, st.sealer, signer, st.revocations)
-	a.remoteKeys = introspection.NewRemoteKeys(nil)
+	a.remoteKeys = clientauth.NewRemoteKeys(nil)
 	if err := a.registerMetrics(ctx); err != nil {
 		return err
 	}
@@ -343,8 +344,8 @@ func loadState(ctx context.Context, store clientstore.Store, logger *zap.Logger)
 		logger = zap.NewNop()
 	}
 	st := &state{store: store, logger: logger, signers: map[string]*introspection.Signer{},
-		byAddr:   introspection.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000),
-		byClient: introspection.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000),
+		byAddr:   clientauth.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000),
+		byClient: clientauth.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000),
 		metrics:  newRequestMetrics(),
 	}
 	var err error

@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/gatehousehq/gatehouse/introspection"
+	"github.com/gatehousehq/gatehouse/introspection/clientauth"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -55,10 +56,10 @@ type Server struct {
 	prefix     string
 	app        *App
 	logger     *zap.Logger
-	assertions *introspection.Assertions
+	assertions *clientauth.Assertions
 	// Brute-force protection of client authentication: per address, and
 	// per client_id with short blocks only.
-	byAddr, byClient *introspection.Limiter
+	byAddr, byClient *clientauth.Limiter
 }
 
 // CaddyModule returns the Caddy module information.
@@ -86,7 +87,7 @@ func (s *Server) setup(app *App, logger *zap.Logger) {
 		s.prefix = strings.TrimSuffix(u.Path, "/")
 	}
 	base := strings.TrimSuffix(app.Issuer, "/")
-	s.assertions = introspection.NewAssertions(app.auth.Clients(), app.auth.Revocations(), app.remoteKeys,
+	s.assertions = clientauth.NewAssertions(app.auth.Clients(), app.auth.Revocations(), app.remoteKeys,
 		app.Issuer, base+pathToken, base+pathIntrospect, base+pathRevoke)
 	s.byAddr, s.byClient = app.state.byAddr, app.state.byClient
 }
@@ -154,7 +155,7 @@ func (s *Server) metadata() map[string]any {
 	base := strings.TrimSuffix(iss, "/")
 	authMethods := []string{clientstore.AuthMethodBasic, clientstore.AuthMethodPost, clientstore.AuthMethodPrivateKeyJWT}
 	var assertionAlgs []string
-	for _, a := range introspection.AssertionAlgs() {
+	for _, a := range clientauth.AssertionAlgs() {
 		assertionAlgs = append(assertionAlgs, string(a))
 	}
 	md := map[string]any{
@@ -505,13 +506,13 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientst
 
 	var client *clientstore.Client
 	if method == clientstore.AuthMethodPrivateKeyJWT {
-		if form.Get("client_assertion_type") != introspection.ClientAssertionType {
-			return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+introspection.ClientAssertionType)
+		if form.Get("client_assertion_type") != clientauth.ClientAssertionType {
+			return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+clientauth.ClientAssertionType)
 		}
 		c, err := s.assertions.Verify(r.Context(), form.Get("client_assertion"), id)
 		if err != nil {
 			s.failed(addr, id)
-			if !errors.Is(err, introspection.ErrAssertion) {
+			if !errors.Is(err, clientauth.ErrAssertion) {
 				s.logger.Error("verifying client assertion", zap.Error(err))
 				return nil, form, newOAuthError(http.StatusServiceUnavailable, "temporarily_unavailable", "could not verify the client assertion")
 			}

@@ -131,8 +131,9 @@ func (r *Revocations) Revoke(ctx context.Context, c Claims) error {
 }
 
 // UseOnce records the one-time id as used until its expiry, durably, or
-// returns ErrReplay if it was used before and has not expired yet. It also
-// serves the jti of client assertions (RFC 7523 §3).
+// returns ErrReplay if it was used before and has not expired yet: the
+// replay guard of one-time ids such as the jti of client assertions (RFC
+// 7523 §3, package clientauth).
 //
 // An id is accepted at most once: across nodes because the store records
 // it atomically (clientstore.OnceRecorder), and on this node also because

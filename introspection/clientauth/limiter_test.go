@@ -1,4 +1,4 @@
-package introspection
+package clientauth
 
 // The brute-force limiter of client authentication (RFC 6749 §2.3.1: "the
 // authorization server MUST protect any endpoint utilizing it against
