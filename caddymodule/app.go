@@ -139,7 +139,7 @@ type state struct {
 	// Brute-force protection of client authentication, kept across config
 	// reloads and shared by every gatehouse_server: per address, and per
 	// client_id guessed from one address.
-	byAddr, byClient *clientauth.Limiter
+	limits *clientauth.Limits
 
 	metrics *requestMetrics
 }
@@ -344,9 +344,8 @@ func loadState(ctx context.Context, store clientstore.Store, logger *zap.Logger)
 		logger = zap.NewNop()
 	}
 	st := &state{store: store, logger: logger, signers: map[string]*introspection.Signer{},
-		byAddr:   clientauth.NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000),
-		byClient: clientauth.NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000),
-		metrics:  newRequestMetrics(),
+		limits:  clientauth.NewLimits(),
+		metrics: newRequestMetrics(),
 	}
 	var err error
 	if st.clients, err = clientstore.NewCache(ctx, store); err == nil {

@@ -1,11 +1,11 @@
 package caddymodule
 
 // Unit tests and fuzz targets for the pure helpers that read untrusted
-// input: identity-header stripping, HTTP Basic client credentials (RFC 6749
-// §2.3.1) and the token request form (RFC 6749 §3.2). No Caddy runs here.
+// input: identity-header stripping and the token request form (RFC 6749
+// §3.2). No Caddy runs here. HTTP Basic client credentials (RFC 6749
+// §2.3.1) are read by package clientauth, and tested there.
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -15,9 +15,6 @@ import (
 	"strings"
 	"testing"
 )
-
-// b64 is standard base64, the encoding HTTP Basic uses (RFC 7617 §2).
-func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // TestStripHeader: every copy of the identity header is deleted whatever
 // its case or with underscores for dashes (the forward_auth advisory
@@ -121,50 +118,6 @@ func TestHeaderNameMatch(t *testing.T) {
 	}
 }
 
-// TestParseBasic checks the decoding of client_secret_basic: RFC 6749
-// §2.3.1 form-urlencodes id and secret before RFC 7617 base64, so both are
-// decoded again; anything malformed is refused rather than guessed at.
-func TestParseBasic(t *testing.T) {
-	cases := []struct {
-		name       string
-		values     []string
-		id, secret string
-		has, ok    bool
-	}{
-		{name: "no Authorization header", values: nil, has: false, ok: true},
-		{name: "Bearer is not Basic", values: []string{"Bearer abc"}, has: false, ok: true},
-		{name: "scheme without credentials", values: []string{"Basic"}, has: false, ok: true},
-		{name: "plain id and secret", values: []string{"Basic " + b64("orders:s3cret")}, id: "orders", secret: "s3cret", has: true, ok: true},
-		{name: "scheme is case-insensitive (RFC 7235 §2.1)", values: []string{"bAsIc " + b64("orders:s3cret")}, id: "orders", secret: "s3cret", has: true, ok: true},
-		{name: "several spaces after the scheme", values: []string{"Basic   " + b64("orders:s3cret")}, id: "orders", secret: "s3cret", has: true, ok: true},
-		{name: "percent-escaped colon and plus in the id (§2.3.1)", values: []string{"Basic " + b64("svc%3Aa%2Bb:s%2F%3D")}, id: "svc:a+b", secret: "s/=", has: true, ok: true},
-		{name: "plus is a form-encoded space", values: []string{"Basic " + b64("a+b:c+d")}, id: "a b", secret: "c d", has: true, ok: true},
-		{name: "colon in the secret", values: []string{"Basic " + b64("orders:se:cret")}, id: "orders", secret: "se:cret", has: true, ok: true},
-		{name: "empty secret", values: []string{"Basic " + b64("orders:")}, id: "orders", secret: "", has: true, ok: true},
-		{name: "UTF-8 after decoding", values: []string{"Basic " + b64("%C3%A9t%C3%A9:%E2%82%AC")}, id: "été", secret: "€", has: true, ok: true},
-		{name: "Basic beside a Bearer header", values: []string{"Bearer x", "Basic " + b64("orders:s3cret")}, id: "orders", secret: "s3cret", has: true, ok: true},
-		{name: "malformed base64", values: []string{"Basic !!!"}, has: true, ok: false},
-		{name: "base64url alphabet is not Basic's", values: []string{"Basic " + base64.RawURLEncoding.EncodeToString([]byte("a:b?>"))}, has: true, ok: false},
-		{name: "trailing garbage after base64", values: []string{"Basic " + b64("orders:s3cret") + " x"}, has: true, ok: false},
-		{name: "no colon", values: []string{"Basic " + b64("orders")}, has: true, ok: false},
-		{name: "bad percent-escape in the id", values: []string{"Basic " + b64("or%zz:s3cret")}, has: true, ok: false},
-		{name: "truncated percent-escape in the secret", values: []string{"Basic " + b64("orders:s3cret%")}, has: true, ok: false},
-		{name: "two Basic headers", values: []string{"Basic " + b64("a:b"), "Basic " + b64("c:d")}, has: true, ok: false},
-		{name: "two identical Basic headers", values: []string{"Basic " + b64("a:b"), "Basic " + b64("a:b")}, has: true, ok: false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			id, secret, has, ok := parseBasic(tc.values)
-			if has != tc.has || ok != tc.ok {
-				t.Fatalf("parseBasic(%q): has=%v ok=%v, want has=%v ok=%v", tc.values, has, ok, tc.has, tc.ok)
-			}
-			if id != tc.id || secret != tc.secret {
-				t.Errorf("parseBasic(%q) = id %q secret %q, want id %q secret %q", tc.values, id, secret, tc.id, tc.secret)
-			}
-		})
-	}
-}
-
 // TestValidHeaderName: a configured header must be an RFC 9110 §5.1
 // field-name token, or it could never be sent or would split the request.
 func TestValidHeaderName(t *testing.T) {
@@ -260,50 +213,6 @@ func runParseForm(contentType, body string) (url.Values, *oauthError) {
 		r.Header.Set("Content-Type", contentType)
 	}
 	return parseForm(httptest.NewRecorder(), r)
-}
-
-// FuzzParseBasic: the Basic credentials parser never panics, and what it
-// accepts survives a round trip through the RFC 6749 §2.3.1 encoding
-// (form-urlencode, then base64).
-func FuzzParseBasic(f *testing.F) {
-	for _, s := range []string{
-		"Basic " + b64("orders:s3cret"),
-		"Basic " + b64("svc%3Aa%2Bb:s%2F%3D"),
-		"Basic " + b64("a+b:c+d"),
-		"Basic " + b64("%C3%A9:%zz"),
-		"Basic " + b64("no-colon"),
-		"basic   " + b64(":"),
-		"Basic !!!",
-		"Basic",
-		"Bearer abc",
-		"",
-	} {
-		f.Add(s, "")
-	}
-	f.Add("Basic "+b64("a:b"), "Basic "+b64("c:d"))
-	f.Add("Bearer x", "Basic "+b64("a:b"))
-	f.Fuzz(func(t *testing.T, first, second string) {
-		values := []string{first}
-		if second != "" {
-			values = append(values, second)
-		}
-		id, secret, has, ok := parseBasic(values)
-		if (!has || !ok) && (id != "" || secret != "") {
-			t.Fatalf("parseBasic(%q): has=%v ok=%v yet returned id %q secret %q", values, has, ok, id, secret)
-		}
-		if !has && !ok {
-			t.Fatalf("parseBasic(%q): has=false with ok=false; no Basic header is not malformed", values)
-		}
-		if !has || !ok {
-			return
-		}
-		again := "Basic " + b64(url.QueryEscape(id)+":"+url.QueryEscape(secret))
-		id2, secret2, has2, ok2 := parseBasic([]string{again})
-		if !has2 || !ok2 || id2 != id || secret2 != secret {
-			t.Fatalf("round trip of id %q secret %q via %q: got id %q secret %q has=%v ok=%v",
-				id, secret, again, id2, secret2, has2, ok2)
-		}
-	})
 }
 
 // asciiFold is an independent reference for header-name matching: ASCII

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -56,10 +55,7 @@ type Server struct {
 	prefix     string
 	app        *App
 	logger     *zap.Logger
-	assertions *clientauth.Assertions
-	// Brute-force protection of client authentication: per address, and
-	// per client_id with short blocks only.
-	byAddr, byClient *clientauth.Limiter
+	clientAuth *clientauth.Authenticator
 }
 
 // CaddyModule returns the Caddy module information.
@@ -87,9 +83,9 @@ func (s *Server) setup(app *App, logger *zap.Logger) {
 		s.prefix = strings.TrimSuffix(u.Path, "/")
 	}
 	base := strings.TrimSuffix(app.Issuer, "/")
-	s.assertions = clientauth.NewAssertions(app.auth.Clients(), app.auth.Revocations(), app.remoteKeys,
+	assertions := clientauth.NewAssertions(app.auth.Clients(), app.auth.Revocations(), app.remoteKeys,
 		app.Issuer, base+pathToken, base+pathIntrospect, base+pathRevoke)
-	s.byAddr, s.byClient = app.state.byAddr, app.state.byClient
+	s.clientAuth = clientauth.NewAuthenticator(app.auth.Clients(), assertions, app.state.limits)
 }
 
 // ServeHTTP routes the authorization server endpoints.
@@ -468,111 +464,70 @@ func describeParam(k string) string {
 
 // authenticate parses the request and authenticates the client with
 // exactly one method: client_secret_basic, client_secret_post or
-// private_key_jwt (RFC 6749 §2.3, RFC 7523 §2.2). Credentials in the query
-// string are refused. Repeated failures from an address or for a client_id
-// are slowed down (429 with Retry-After).
+// private_key_jwt (RFC 6749 §2.3, RFC 7523 §2.2; package clientauth).
+// Credentials in the query string are refused. Repeated failures from an
+// address or for a client_id are slowed down (429 with Retry-After).
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*clientstore.Client, url.Values, *oauthError) {
-	q := r.URL.Query()
-	if q.Has("client_secret") || q.Has("client_assertion") {
-		return nil, nil, newOAuthError(http.StatusBadRequest, "invalid_request", "credentials must not be sent in the query string")
+	if err := clientauth.CheckQuery(r.URL.Query()); err != nil {
+		return nil, nil, s.clientAuthError(err, "")
 	}
 	form, oerr := parseForm(w, r)
 	if oerr != nil {
 		return nil, nil, oerr
 	}
 	addr := clientAddr(r)
-	basicID, basicSecret, hasBasic, ok := parseBasic(r.Header.Values("Authorization"))
-	hasAssertion := form.Has("client_assertion") || form.Has("client_assertion_type")
-	var id, secret, method string
-	switch {
-	case !ok:
-		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "malformed Basic credentials")
-	case hasBasic && (form.Has("client_secret") || hasAssertion), form.Has("client_secret") && hasAssertion:
-		return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "more than one client authentication method")
-	case hasBasic && form.Has("client_id") && form.Get("client_id") != basicID:
-		return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "client_id in the body differs from the Basic credentials")
-	case hasBasic:
-		id, secret, method = basicID, basicSecret, clientstore.AuthMethodBasic
-	case hasAssertion:
-		id, method = form.Get("client_id"), clientstore.AuthMethodPrivateKeyJWT
-	case form.Get("client_secret") != "":
-		id, secret, method = form.Get("client_id"), form.Get("client_secret"), clientstore.AuthMethodPost
-	default:
-		return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication is required")
+	creds, err := clientauth.ReadCredentials(r.Header.Values("Authorization"), form)
+	if err != nil {
+		return nil, form, s.clientAuthError(err, addr)
 	}
-	if oerr := s.limited(addr, id); oerr != nil {
-		return nil, form, oerr
-	}
-
-	var client *clientstore.Client
-	if method == clientstore.AuthMethodPrivateKeyJWT {
-		if form.Get("client_assertion_type") != clientauth.ClientAssertionType {
-			return nil, form, newOAuthError(http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+clientauth.ClientAssertionType)
-		}
-		c, err := s.assertions.Verify(r.Context(), form.Get("client_assertion"), id)
-		if err != nil {
-			s.failed(addr, id)
-			if !errors.Is(err, clientauth.ErrAssertion) {
-				s.logger.Error("verifying client assertion", zap.Error(err))
-				return nil, form, newOAuthError(http.StatusServiceUnavailable, "temporarily_unavailable", "could not verify the client assertion")
-			}
-			// The reason goes to the log only: telling the caller would
-			// reveal which client ids exist.
-			if ce := s.logger.Check(zapcore.InfoLevel, "client assertion refused"); ce != nil {
-				ce.Write(zap.String("reason", err.Error()), zap.String("remote_ip", addr))
-			}
-			return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
-		}
-		client = c
-	} else {
-		c, ok := s.app.auth.Clients().Authenticate(id, secret)
-		if !ok {
-			s.failed(addr, id)
-			return nil, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
-		}
-		client = c
-	}
-	s.byClient.Reset(limitKey(client.ID, addr))
-	switch {
-	case client.Disabled:
-		return client, form, newOAuthError(http.StatusUnauthorized, "invalid_client", "the client is disabled")
-	case client.TokenEndpointAuthMethod != method:
-		return client, form, newOAuthError(http.StatusUnauthorized, "invalid_client",
-			"the client is registered for "+client.TokenEndpointAuthMethod)
+	client, err := s.clientAuth.Authenticate(r.Context(), creds, addr)
+	if err != nil {
+		return client, form, s.clientAuthError(err, addr)
 	}
 	return client, form, nil
 }
 
-// limited refuses an attempt while its address, or this client_id guessed
-// from this address, is blocked. Blocks never reach across addresses, so
-// nobody can lock a client out by failing on its behalf from elsewhere.
-func (s *Server) limited(addr, id string) *oauthError {
-	wait, ok := s.byAddr.Allow(addr)
-	if key := limitKey(id, addr); ok && key != "" {
-		wait, ok = s.byClient.Allow(key)
+// clientAuthError is the RFC 6749 §5.2 response to a refusal of client
+// authentication by package clientauth.
+func (s *Server) clientAuthError(err error, addr string) *oauthError {
+	var (
+		limited *clientauth.LimitedError
+		method  *clientauth.MethodError
+	)
+	switch {
+	case errors.As(err, &limited):
+		oerr := newOAuthError(http.StatusTooManyRequests, "temporarily_unavailable", "too many failed authentication attempts; retry later")
+		oerr.retryAfter = limited.RetryAfter
+		return oerr
+	case errors.Is(err, clientauth.ErrCredentialsInQuery):
+		return newOAuthError(http.StatusBadRequest, "invalid_request", "credentials must not be sent in the query string")
+	case errors.Is(err, clientauth.ErrMalformedBasic):
+		return newOAuthError(http.StatusUnauthorized, "invalid_client", "malformed Basic credentials")
+	case errors.Is(err, clientauth.ErrMultipleMethods):
+		return newOAuthError(http.StatusBadRequest, "invalid_request", "more than one client authentication method")
+	case errors.Is(err, clientauth.ErrClientIDMismatch):
+		return newOAuthError(http.StatusBadRequest, "invalid_request", "client_id in the body differs from the Basic credentials")
+	case errors.Is(err, clientauth.ErrNoCredentials):
+		return newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication is required")
+	case errors.Is(err, clientauth.ErrAssertionType):
+		return newOAuthError(http.StatusBadRequest, "invalid_request", "client_assertion_type must be "+clientauth.ClientAssertionType)
+	case errors.Is(err, clientauth.ErrAssertion):
+		// The reason goes to the log only: telling the caller would
+		// reveal which client ids exist.
+		if ce := s.logger.Check(zapcore.InfoLevel, "client assertion refused"); ce != nil {
+			ce.Write(zap.String("reason", err.Error()), zap.String("remote_ip", addr))
+		}
+		return newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	case errors.Is(err, clientauth.ErrFailed):
+		return newOAuthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	case errors.Is(err, clientauth.ErrDisabled):
+		return newOAuthError(http.StatusUnauthorized, "invalid_client", "the client is disabled")
+	case errors.As(err, &method):
+		return newOAuthError(http.StatusUnauthorized, "invalid_client", "the client is registered for "+method.Registered)
+	default: // clientauth.ErrUnavailable
+		s.logger.Error("verifying client assertion", zap.Error(err))
+		return newOAuthError(http.StatusServiceUnavailable, "temporarily_unavailable", "could not verify the client assertion")
 	}
-	if ok {
-		return nil
-	}
-	oerr := newOAuthError(http.StatusTooManyRequests, "temporarily_unavailable", "too many failed authentication attempts; retry later")
-	oerr.retryAfter = wait
-	return oerr
-}
-
-func (s *Server) failed(addr, id string) {
-	s.byAddr.Fail(addr)
-	if key := limitKey(id, addr); key != "" {
-		s.byClient.Fail(key)
-	}
-}
-
-// limitKey is the per-client limiter key of id guessed from addr; empty
-// for an id no client can have, so junk ids take no memory.
-func limitKey(id, addr string) string {
-	if id == "" || clientstore.ValidateID(id) != nil {
-		return ""
-	}
-	return id + " " + addr
 }
 
 // clientAddr is the client's IP as Caddy determined it (honouring
@@ -594,40 +549,6 @@ func clientAddr(r *http.Request) string {
 		}
 	}
 	return ip
-}
-
-// parseBasic decodes HTTP Basic client credentials. Per RFC 6749 §2.3.1 the
-// id and secret are form-urlencoded before base64, so both are decoded
-// again. ok is false for a malformed or repeated Basic header; has is false
-// when there is no Basic header at all.
-func parseBasic(values []string) (id, secret string, has, ok bool) {
-	var found string
-	for _, v := range values {
-		if len(v) >= 6 && strings.EqualFold(v[:6], "basic ") {
-			if has {
-				return "", "", true, false
-			}
-			found, has = strings.TrimLeft(v[6:], " "), true
-		}
-	}
-	if !has {
-		return "", "", false, true
-	}
-	raw, err := base64.StdEncoding.DecodeString(found)
-	if err != nil {
-		return "", "", true, false
-	}
-	rawID, rawSecret, found2 := strings.Cut(string(raw), ":")
-	if !found2 {
-		return "", "", true, false
-	}
-	if id, err = url.QueryUnescape(rawID); err != nil {
-		return "", "", true, false
-	}
-	if secret, err = url.QueryUnescape(rawSecret); err != nil {
-		return "", "", true, false
-	}
-	return id, secret, true, true
 }
 
 // Interface guards.

@@ -3,6 +3,7 @@ package clientauth
 import (
 	"time"
 
+	"github.com/gatehousehq/gatehouse/clientstore"
 	"github.com/maypok86/otter/v2"
 )
 
@@ -110,3 +111,57 @@ type otterClock struct{ now func() time.Time }
 
 func (c otterClock) NowNano() int64                    { return c.now().UnixNano() }
 func (otterClock) Tick(time.Duration) <-chan time.Time { return nil }
+
+// Limits are the brute-force limits of client authentication (RFC 6749
+// §2.3.1, RFC 6819 §5.1.4.2.3): per address, and per client_id guessed
+// from one address. Blocks never reach across addresses, so nobody can
+// lock a client out by failing on its behalf from elsewhere.
+type Limits struct {
+	byAddr, byClient *Limiter
+}
+
+// NewLimits returns Gatehouse's limits: more than 20 failures a minute
+// from one address block it for 30 s, doubling up to 15 min; more than 10
+// for one client_id from one address block that pair for 5 s, doubling up
+// to a minute only. Each tracks at most 100,000 keys.
+func NewLimits() *Limits {
+	return &Limits{
+		byAddr:   NewLimiter(20, time.Minute, 30*time.Second, 15*time.Minute, 100_000),
+		byClient: NewLimiter(10, time.Minute, 5*time.Second, time.Minute, 100_000),
+	}
+}
+
+// allow refuses an attempt while its address, or this client_id guessed
+// from this address, is blocked.
+func (l *Limits) allow(addr, id string) error {
+	wait, ok := l.byAddr.Allow(addr)
+	if key := limitKey(id, addr); ok && key != "" {
+		wait, ok = l.byClient.Allow(key)
+	}
+	if ok {
+		return nil
+	}
+	return &LimitedError{RetryAfter: wait}
+}
+
+// fail records a failed attempt.
+func (l *Limits) fail(addr, id string) {
+	l.byAddr.Fail(addr)
+	if key := limitKey(id, addr); key != "" {
+		l.byClient.Fail(key)
+	}
+}
+
+// reset forgets the failures of client id from addr, after a success.
+func (l *Limits) reset(addr, id string) {
+	l.byClient.Reset(limitKey(id, addr))
+}
+
+// limitKey is the per-client limiter key of id guessed from addr; empty
+// for an id no client can have, so junk ids take no memory.
+func limitKey(id, addr string) string {
+	if id == "" || clientstore.ValidateID(id) != nil {
+		return ""
+	}
+	return id + " " + addr
+}

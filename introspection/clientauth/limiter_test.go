@@ -7,6 +7,7 @@ package clientauth
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,5 +241,16 @@ func TestLimiterConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := tracked(l); n > 64 {
 		t.Fatalf("tracks %d keys, want at most 64", n)
+	}
+}
+
+// Only ids a client can have get a per-client key: junk ids take no
+// memory.
+func TestLimitKey(t *testing.T) {
+	if limitKey("a/b", "x") != "" || limitKey(strings.Repeat("a", 1000), "x") != "" || limitKey("", "x") != "" {
+		t.Error("limitKey keeps ids no client can have; they must take no memory")
+	}
+	if got := limitKey("svc", "192.0.2.7"); got != "svc 192.0.2.7" {
+		t.Errorf("limitKey(svc, 192.0.2.7) = %q, want \"svc 192.0.2.7\"", got)
 	}
 }
