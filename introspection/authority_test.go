@@ -447,7 +447,7 @@ func TestNewAuthorityDefaults(t *testing.T) {
 		})
 	}
 	if DefaultTokenTTL != time.Hour || DefaultIdentityTTL != 5*time.Minute {
-		t.Errorf("defaults TokenTTL %v IdentityTTL %v, want 1h and 5m (DESIGN.md)", DefaultTokenTTL, DefaultIdentityTTL)
+		t.Errorf("defaults TokenTTL %v IdentityTTL %v, want 1h and 5m (README, token_ttl and identity_ttl)", DefaultTokenTTL, DefaultIdentityTTL)
 	}
 }
 

@@ -111,7 +111,8 @@ func TestResultResponseJSON(t *testing.T) {
 	if err != nil {
 		t.Fatalf("marshalling the response: %v", err)
 	}
-	// Never log or hand out a secret hash (STANDARDS.md, gateway hygiene).
+	// A secret hash is never handed out, nor logged (README, "How it
+	// works"): not even a trace of its format.
 	for _, bad := range []string{cl.SecretHash, "$hmac-sha256$", "secret"} {
 		if bytes.Contains(b, []byte(bad)) {
 			t.Errorf("response JSON contains %q: %s", bad, b)

@@ -110,7 +110,7 @@ func TestSealFreshNonceEachTime(t *testing.T) {
 	}
 }
 
-// Access tokens are opaque to their holders (DESIGN.md, "The hot path"):
+// Access tokens are opaque to their holders (README, "How it works"):
 // nothing the token carries can be read from it.
 func TestTokenIsOpaque(t *testing.T) {
 	e := newEnv(t)
