@@ -1,7 +1,3 @@
-// Package introspection owns tokens and identity: minting and checking
-// Gatehouse's access tokens, the RFC 7662 result of a check, and the signed
-// identity JWTs handed to backends with the JWKS that verifies them. It
-// knows nothing of Caddy.
 package introspection
 
 import (
