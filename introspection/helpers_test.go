@@ -3,11 +3,11 @@ package introspection
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 )
 
 const (
@@ -20,32 +20,6 @@ const (
 // when a test moves it (never by sleeping).
 var fixedNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// clock is a settable time source for Authority.now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // env is an Authority built from real parts on a real bbolt file.
 type env struct {
 	t      testing.TB
@@ -56,7 +30,7 @@ type env struct {
 	signer *Signer
 	rev    *Revocations
 	auth   *Authority
-	clock  *clock
+	clock  *clocktest.Clock
 }
 
 type envOption func(*Config, *string)
@@ -111,7 +85,7 @@ func (e *env) open(opts ...envOption) {
 	}
 	e.auth = NewAuthority(cfg, e.cache, e.sealer, e.signer, e.rev)
 	if e.clock == nil {
-		e.clock = newClock(fixedNow)
+		e.clock = clocktest.New(fixedNow)
 	}
 	e.auth.now = e.clock.Now
 }

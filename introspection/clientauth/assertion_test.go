@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 	"github.com/gatehousehq/gatehouse/introspection"
 	"github.com/go-jose/go-jose/v4"
 )
@@ -102,12 +103,12 @@ func jwksOf(t testing.TB, keys ...jose.JSONWebKey) []byte {
 type assertionEnv struct {
 	*env
 	v     *Assertions
-	clock *clock
+	clock *clocktest.Clock
 }
 
 func newAssertionEnv(t testing.TB) *assertionEnv {
 	t.Helper()
-	ae := &assertionEnv{env: newEnv(t), clock: newClock(time.Now().Truncate(time.Second))}
+	ae := &assertionEnv{env: newEnv(t), clock: clocktest.New(time.Now().Truncate(time.Second))}
 	ae.rebuild(NewRemoteKeys(nil))
 	return ae
 }

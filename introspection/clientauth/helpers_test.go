@@ -3,7 +3,6 @@ package clientauth
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,32 +19,6 @@ const (
 // fixedNow is the instant time-frozen tests start at, so that time only
 // moves when a test moves it (never by sleeping).
 var fixedNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-
-// clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // env is a client cache and the revocations (the replay guard) on a real
 // bbolt file.

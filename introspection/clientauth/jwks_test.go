@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -110,7 +111,7 @@ func TestAssertionRemoteJWKS(t *testing.T) {
 
 	ae := newAssertionEnv(t)
 	remote := NewRemoteKeys(srv.Client())
-	rclock := newClock(ae.clock.Now())
+	rclock := clocktest.New(ae.clock.Now())
 	remote.now = rclock.Now
 	ae.rebuild(remote)
 	if _, _, err := ae.cache.Create(ctx, &clientstore.Client{

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehousehq/gatehouse/clientstore/clocktest"
 )
 
 const (
@@ -20,8 +22,8 @@ const (
 	limMax       = 40 * time.Second
 )
 
-func newTestLimiter(maxEntries int) (*Limiter, *clock) {
-	c := newClock(fixedNow)
+func newTestLimiter(maxEntries int) (*Limiter, *clocktest.Clock) {
+	c := clocktest.New(fixedNow)
 	l := NewLimiter(limThreshold, limWindow, limBase, limMax, maxEntries)
 	l.now = c.Now
 	return l, c
@@ -194,7 +196,7 @@ func TestLimiterBoundedEntries(t *testing.T) {
 func TestLimiterForgets(t *testing.T) {
 	const window = 10 * time.Second // shorter than limMax
 	l := NewLimiter(limThreshold, window, limBase, limMax, 100)
-	c := newClock(fixedNow)
+	c := clocktest.New(fixedNow)
 	l.now = c.Now
 	fail(l, "trickle", limThreshold)
 	fail(l, "blocked", limThreshold+1)
