@@ -1,6 +1,10 @@
 package introspection
 
-import "github.com/maypok86/otter/v2"
+import (
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
 
 // DefaultIdentityCacheSize bounds the identity-JWT cache of one route.
 const DefaultIdentityCacheSize = 10_000
@@ -32,3 +36,15 @@ func (c *identityCache) get(key string) *Identity {
 func (c *identityCache) put(key string, g *Identity) {
 	c.c.Set(key, g)
 }
+
+// CacheClock is the time of an otter cache, read from a func such as
+// time.Now or a test's clock, without ticks: the cache then starts no
+// goroutine that would outlive it, and drops expired entries as it is used
+// rather than every second.
+type CacheClock func() time.Time
+
+// NowNano implements otter.Clock.
+func (c CacheClock) NowNano() int64 { return c().UnixNano() }
+
+// Tick implements otter.Clock: never.
+func (CacheClock) Tick(time.Duration) <-chan time.Time { return nil }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gatehousehq/gatehouse/clientstore"
+	"github.com/gatehousehq/gatehouse/introspection"
 	"github.com/maypok86/otter/v2"
 )
 
@@ -54,7 +55,7 @@ func NewLimiter(threshold int, window, base, maxBlock time.Duration, maxEntries 
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, limitEntry]) time.Duration {
 			return e.Value.until(l).Sub(e.SnapshotAt())
 		}),
-		Clock: otterClock{func() time.Time { return l.now() }},
+		Clock: introspection.CacheClock(func() time.Time { return l.now() }),
 	})
 	return l
 }
@@ -103,14 +104,6 @@ func (l *Limiter) Fail(key string) {
 func (l *Limiter) Reset(key string) {
 	l.entries.Invalidate(key)
 }
-
-// otterClock is the time of an otter cache, without ticks: the cache then
-// starts no goroutine that would outlive it, and drops expired entries as
-// it is used rather than every second.
-type otterClock struct{ now func() time.Time }
-
-func (c otterClock) NowNano() int64                    { return c.now().UnixNano() }
-func (otterClock) Tick(time.Duration) <-chan time.Time { return nil }
 
 // Limits are the brute-force limits of client authentication (RFC 6749
 // §2.3.1, RFC 6819 §5.1.4.2.3): per address, and per client_id guessed

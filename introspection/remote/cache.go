@@ -57,7 +57,7 @@ func newCache(entries int, bytes int64, now func() time.Time) *cache {
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[[sha256.Size]byte, *entry]) time.Duration {
 			return e.Value.until.Sub(e.SnapshotAt())
 		}),
-		Clock: otterClock{now},
+		Clock: introspection.CacheClock(now),
 	})
 	return c
 }
