@@ -15,8 +15,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// handleBackup streams a consistent copy of the store (bbolt's hot backup:
-// one read transaction, writes go on meanwhile). The copy holds the
+// handleBackup streams a consistent copy of the store as a bbolt file
+// (with bbolt, its hot backup: one read transaction, writes go on
+// meanwhile; with etcd, a snapshot at one revision). The copy holds the
 // secret-hashing and token keys: treat it like the database itself.
 func (adminAPI) handleBackup(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet {
