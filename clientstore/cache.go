@@ -43,6 +43,14 @@ type Cache struct {
 
 	clients *clientMap // client_id → packed client
 	writeMu sync.Mutex // serializes writers so store and memory agree
+
+	// failureFloor is how long a failed Authenticate takes at least, in
+	// nanoseconds: a margin over the slowest verification of an imported
+	// hash measured (hashCosts, by hash parameters, under writeMu). 0 while
+	// every hash is Gatehouse's own, whose checks all take the same
+	// microsecond.
+	failureFloor atomic.Int64
+	hashCosts    map[string]time.Duration
 }
 
 // secretHasher is the secret-hashing key in use and a hash to verify
@@ -70,7 +78,7 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{store: store, clients: newClientMap()}
+	c := &Cache{store: store, clients: newClientMap(), hashCosts: map[string]time.Duration{}}
 	c.secrets.Store(h)
 	load := c.clients.edit()
 	err = store.ForEachClient(ctx, func(cl *Client) error {
@@ -78,6 +86,7 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 		if err != nil {
 			return fmt.Errorf("client %s: %w", cl.ID, err)
 		}
+		c.measureHashes(cl)
 		load.put(p)
 		return nil
 	})
@@ -204,11 +213,26 @@ func (c *Cache) Page(opts ListOptions) (page []*Client, more bool, total int) {
 // or its previous secret while that one's grace period lasts. It does not
 // judge whether the client may use the token endpoint (it may be
 // disabled): callers decide that.
+//
+// A failure takes as long as the slowest check of an imported hash would,
+// whatever the client id: without that, the milliseconds of a bcrypt or
+// PBKDF2 hash against the microsecond of Gatehouse's own would tell which
+// ids exist and which were imported.
 func (c *Cache) Authenticate(id, secret string) (*Client, bool) {
+	start := time.Now()
+	cl, ok := c.authenticate(id, secret)
+	if !ok {
+		if wait := time.Duration(c.failureFloor.Load()) - time.Since(start); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	return cl, ok
+}
+
+func (c *Cache) authenticate(id, secret string) (*Client, bool) {
 	cl, ok := c.Get(id)
 	if !ok {
-		// Spend the same work as a real check, so timing does not tell
-		// which client ids exist.
+		// Spend the same work as a real check of a Gatehouse hash.
 		h := c.hasher()
 		h.Verify(h.dummy, secret)
 		return nil, false
@@ -222,6 +246,33 @@ func (c *Cache) Authenticate(id, secret string) (*Client, bool) {
 		ok = ok || prev
 	}
 	return cl, ok
+}
+
+// measureHashes times, once per set of hash parameters, a failed check of
+// cl's imported hashes, and raises the failure floor to a margin over the
+// slowest. Callers hold writeMu (or are loading the cache, alone). The
+// floor never comes down while the process runs: deleting the last such
+// client leaves it, erring on the side of hiding.
+func (c *Cache) measureHashes(cl *Client) {
+	for _, hash := range []string{cl.SecretHash, cl.PreviousSecretHash} {
+		params, ok := importedParams(hash)
+		if !ok {
+			continue
+		}
+		if _, done := c.hashCosts[params]; done {
+			continue
+		}
+		var cost time.Duration
+		for range 2 { // the slower of two: the first may pay for cold caches
+			start := time.Now()
+			c.hasher().Verify(hash, "")
+			cost = max(cost, time.Since(start))
+		}
+		c.hashCosts[params] = cost
+		if floor := cost * 5 / 4; int64(floor) > c.failureFloor.Load() {
+			c.failureFloor.Store(int64(floor))
+		}
+	}
 }
 
 // Create validates and stores a new client with a freshly generated secret,
@@ -427,6 +478,7 @@ func (c *Cache) put(cl *Client) error {
 	if err != nil {
 		return err
 	}
+	c.measureHashes(cl)
 	c.clients.store(p)
 	return nil
 }
@@ -486,6 +538,7 @@ func (c *Cache) Reset(snap *Snapshot) error {
 			errs = append(errs, fmt.Errorf("client %s: %w", id, err))
 			continue
 		}
+		c.measureHashes(cl)
 		e.put(p)
 	}
 	e.commit()

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -132,6 +133,19 @@ func verifyBcrypt(hash, secret string) bool {
 	}
 	// CompareHashAndPassword compares in constant time.
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(secret)) == nil
+}
+
+// importedParams names the parameters that set how long verifying an
+// imported hash takes ("bcrypt 10", "pbkdf2 25000 32"); ok is false for
+// anything else (Gatehouse's own hashes).
+func importedParams(hash string) (params string, ok bool) {
+	if p, ok := parsePBKDF2(hash); ok {
+		return fmt.Sprintf("pbkdf2 %d %d", p.iter, len(p.key)), true
+	}
+	if cost, ok := bcryptCost(hash); ok {
+		return fmt.Sprintf("bcrypt %d", cost), true
+	}
+	return "", false
 }
 
 // CheckImportedHash validates a client_secret_hash brought over from Ory

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -438,5 +439,48 @@ func TestOpenAssignsMissingRevisions(t *testing.T) {
 	}
 	if a.Generation != 7 || a.SecretHash != "$hmac-sha256$x" {
 		t.Fatalf("migration changed the record: generation %d hash %q", a.Generation, a.SecretHash)
+	}
+}
+
+// No timing oracle for client ids: a failed authentication takes about as
+// long for an unknown id, and for a client with Gatehouse's own (HMAC)
+// hash, as for a client whose hash was imported from Hydra, which costs
+// milliseconds. Medians of many tries each, side by side, with honest
+// slack: without the padding the unknown and HMAC failures take a few
+// microseconds against the imported hash's milliseconds.
+func TestFailedAuthenticationTakesAsLongForEveryID(t *testing.T) {
+	ctx := context.Background()
+	c, _, _ := newTestCache(t)
+	mustCreate(t, c, &Client{ID: "native"})
+	if _, _, err := c.Import(ctx, &Client{ID: "imported"}, hydraPBKDF2(t, "the-secret", 20_000)); err != nil {
+		t.Fatal(err)
+	}
+	median := func(id string) time.Duration {
+		const tries = 15
+		took := make([]time.Duration, tries)
+		for i := range took {
+			start := time.Now()
+			if _, ok := c.Authenticate(id, "wrong secret"); ok {
+				t.Fatalf("%s authenticated with a wrong secret", id)
+			}
+			took[i] = time.Since(start)
+		}
+		slices.Sort(took)
+		return took[tries/2]
+	}
+	// Interleaved, so a slow phase of the machine hits all three alike.
+	var unknown, native, imported []time.Duration
+	for range 3 {
+		unknown = append(unknown, median("nobody"))
+		native = append(native, median("native"))
+		imported = append(imported, median("imported"))
+	}
+	mid := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+	u, n, im := mid(unknown), mid(native), mid(imported)
+	t.Logf("median failed authentication: unknown id %v, HMAC client %v, imported PBKDF2 client %v", u, n, im)
+	for what, d := range map[string]time.Duration{"an unknown id": u, "a client with an HMAC hash": n} {
+		if ratio := float64(d) / float64(im); ratio < 0.5 || ratio > 2 {
+			t.Errorf("a failure for %s takes %v, %.2f× the %v of an imported client's: timing tells them apart", what, d, ratio, im)
+		}
 	}
 }
