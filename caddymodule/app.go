@@ -60,8 +60,17 @@ type App struct {
 	// Scopes advertised as scopes_supported in the RFC 8414 metadata.
 	ScopesSupported []string `json:"scopes_supported,omitempty"`
 
+	// Token requests handled at once. Default: 16 per CPU (GOMAXPROCS).
+	TokenConcurrency int `json:"token_concurrency,omitempty"`
+
+	// Token requests that may wait, at most 250ms each, when
+	// token_concurrency are running; any more are refused at once with
+	// 503 and Retry-After. Default: 8 per token_concurrency.
+	TokenQueue int `json:"token_queue,omitempty"`
+
 	auth       *introspection.Authority
 	remoteKeys *clientauth.RemoteKeys
+	tokens     *admission
 	state      *state
 	poolKey    string
 	logger     *zap.Logger
@@ -198,6 +207,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AccessTokenStrategy: a.AccessTokenStrategy,
 	}, st.clients, st.sealer, signer, st.revocations)
 	a.remoteKeys = clientauth.NewRemoteKeys(nil)
+	a.tokens = tokenAdmission(a.TokenConcurrency, a.TokenQueue)
 	if err := a.registerMetrics(ctx); err != nil {
 		return err
 	}
@@ -380,8 +390,8 @@ func (a *App) validate() error {
 	if a.SigningAlg == "" {
 		a.SigningAlg = introspection.DefaultAlg
 	}
-	if a.TokenTTL < 0 || a.IdentityTTL < 0 || a.IdentityCacheSize < 0 {
-		return errors.New("gatehouse: token_ttl, identity_ttl and identity_cache_size must not be negative")
+	if a.TokenTTL < 0 || a.IdentityTTL < 0 || a.IdentityCacheSize < 0 || a.TokenConcurrency < 0 || a.TokenQueue < 0 {
+		return errors.New("gatehouse: token_ttl, identity_ttl, identity_cache_size, token_concurrency and token_queue must not be negative")
 	}
 	switch a.AccessTokenStrategy {
 	case "", clientstore.TokenStrategyOpaque, clientstore.TokenStrategyJWT:

@@ -55,7 +55,7 @@ func newBenchGatewayOn(tb testing.TB, store clientstore.Store) *benchGateway {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	app := &App{Issuer: "https://auth.example.com", logger: zap.NewNop(), state: st}
+	app := &App{Issuer: "https://auth.example.com", logger: zap.NewNop(), state: st, tokens: tokenAdmission(0, 0)}
 	app.auth = introspection.NewAuthority(introspection.Config{Issuer: app.Issuer}, st.clients, st.sealer, signer, st.revocations)
 	client, secret, err := st.clients.Create(ctx, &clientstore.Client{
 		ID: "bench", Scope: "orders:read orders:write", Audience: []string{"https://api.example.com"},

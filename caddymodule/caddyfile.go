@@ -33,6 +33,8 @@ func init() {
 //		identity_ttl <duration>
 //		signing_alg ES256|EdDSA|RS256|PS256
 //		identity_cache_size <n>
+//		token_concurrency <n>
+//		token_queue <n>
 //		access_token_strategy opaque|jwt
 //		scopes_supported <scope...>
 //	}
@@ -92,6 +94,21 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("identity_cache_size: want a positive number, got %q", s)
 			}
 			a.IdentityCacheSize = n
+		case "token_concurrency", "token_queue":
+			name := d.Val()
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n <= 0 {
+				return d.Errf("%s: want a positive number, got %q", name, s)
+			}
+			if name == "token_concurrency" {
+				a.TokenConcurrency = n
+			} else {
+				a.TokenQueue = n
+			}
 		case "access_token_strategy":
 			if err := oneArg(d, &a.AccessTokenStrategy); err != nil {
 				return err

@@ -213,7 +213,7 @@ func TestRotateSecretImmediately(t *testing.T) {
 
 // hydraPBKDF2Hash hashes like Hydra's default hasher (ory/x hasherx:
 // PBKDF2-HMAC-SHA256, 16-byte salt, 32-byte key, 25,000 iterations).
-func hydraPBKDF2Hash(t *testing.T, secret string) string {
+func hydraPBKDF2Hash(t testing.TB, secret string) string {
 	t.Helper()
 	salt := make([]byte, 16)
 	rand.Read(salt)

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +53,8 @@ func drive(d time.Duration, conns int, mk func() *http.Request) loadResult {
 }
 
 // driveCtx sends requests made by mk over conns keep-alive connections
-// until ctx ends.
+// until ctx ends. Like a well-behaved client, a connection told to come
+// back later (429 or 503 with Retry-After) waits that long first.
 func driveCtx(ctx context.Context, conns int, mk func() *http.Request) loadResult {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
@@ -79,6 +81,13 @@ func driveCtx(ctx context.Context, conns int, mk func() *http.Request) loadResul
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
 					bad++
+					if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 &&
+						(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+						select {
+						case <-ctx.Done():
+						case <-time.After(time.Duration(secs) * time.Second):
+						}
+					}
 					continue
 				}
 				lat = append(lat, time.Since(t0))

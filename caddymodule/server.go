@@ -103,6 +103,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		if !allowMethods(w, r, http.MethodPost) {
 			return nil
 		}
+		if !s.app.tokens.enter(r.Context()) {
+			s.shed(w)
+			return nil
+		}
+		defer s.app.tokens.leave()
 		s.serveToken(w, r)
 	case pathIntrospect:
 		if !allowMethods(w, r, http.MethodPost) {
@@ -264,6 +269,16 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn:   tok.ExpiresIn,
 		Scope:       tok.Scope,
 	})
+}
+
+// shed refuses a token request the endpoint has no room for now: 503
+// temporarily_unavailable with Retry-After, before reading its body or
+// authenticating it, so an overload costs no more work.
+func (s *Server) shed(w http.ResponseWriter) {
+	s.app.state.metrics.tokens.WithLabelValues("temporarily_unavailable").Inc()
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Cache-Control", "no-store")
+	writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many token requests at once; retry shortly")
 }
 
 // writeError writes an OAuth error response; a failed client
