@@ -107,6 +107,12 @@ type EtcdStorage struct {
 	// How long a read or write may take before it fails: admin writes
 	// then answer 503. Default: 5s.
 	RequestTimeout caddy.Duration `json:"request_timeout,omitempty"`
+	// The local snapshot: a file where the node keeps its last consistent
+	// view of the store (clients, keys, revocations), so that it can start
+	// while etcd is unreachable. It holds key material; it is written with
+	// mode 0600. Default: <Caddy data dir>/gatehouse/etcd-<digest of
+	// endpoints and prefix>.snapshot; "off": none.
+	Snapshot string `json:"snapshot,omitempty"`
 }
 
 // EtcdTLS holds PEM files for TLS to etcd.
@@ -144,6 +150,9 @@ type state struct {
 
 	mu      sync.Mutex
 	signers map[string]*introspection.Signer // by algorithm
+	keys    clientstore.Store                // what key rings load from: the store, or its local snapshot
+
+	stopSnapshots func() // stops keeping the local snapshot; nil: none kept
 
 	// Brute-force protection of client authentication, kept across config
 	// reloads and shared by every gatehouse_server: per address, and per
@@ -156,6 +165,9 @@ type state struct {
 // Destruct stops the watch and closes the store when no config uses it
 // any more.
 func (s *state) Destruct() error {
+	if s.stopSnapshots != nil {
+		s.stopSnapshots()
+	}
 	s.sync.Stop()
 	return s.store.Close()
 }
@@ -168,7 +180,7 @@ func (s *state) signer(ctx context.Context, alg string) (*introspection.Signer, 
 	if sg, ok := s.signers[alg]; ok {
 		return sg, nil
 	}
-	sg, err := introspection.LoadSigner(ctx, s.store, alg)
+	sg, err := introspection.LoadSigner(ctx, s.keys, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -245,14 +257,95 @@ func (a *App) storeOpener() (string, string, stateOpener, error) {
 		h.Write([]byte{0})
 	}
 	key := fmt.Sprintf("etcd %s %s #%x", strings.Join(cfg.Endpoints, ","), cfg.Prefix, h.Sum(nil)[:8])
+	snapshot := a.Storage.Etcd.Snapshot
+	switch snapshot {
+	case "off":
+		snapshot = ""
+	case "":
+		id := sha256.Sum256([]byte(strings.Join(cfg.Endpoints, ",") + "\x00" + cfg.Prefix))
+		snapshot = filepath.Join(caddy.AppDataDir(), "gatehouse", fmt.Sprintf("etcd-%x.snapshot", id[:8]))
+	}
 	return key, desc, func(ctx context.Context, logger *zap.Logger) (*state, error) {
 		cfg.Logger = logger.Named("etcd").WithOptions(zap.IncreaseLevel(zap.ErrorLevel))
-		store, err := clientstore.OpenEtcd(ctx, cfg)
+		store, err := clientstore.NewEtcd(cfg)
 		if err != nil {
 			return nil, err
 		}
-		return openStateOn(ctx, store, logger)
+		return openEtcdState(ctx, store, snapshot, logger)
 	}, nil
+}
+
+// openEtcdState loads the state of an etcd store and keeps the local
+// snapshot at path (if any) current. If etcd cannot be reached, the node
+// starts from the snapshot instead, in the mode of a node that lost etcd
+// while running: it serves from memory, writes fail, its view ages, and
+// the watch takes up from the snapshot's revision once etcd answers. It
+// owns store: on failure it closes it.
+func openEtcdState(ctx context.Context, store *clientstore.EtcdStore, path string, logger *zap.Logger) (*state, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	var from *clientstore.Snapshot
+	var asOf time.Time
+	err := store.Init(ctx)
+	if errors.Is(err, clientstore.ErrUnavailable) && path != "" {
+		var serr error
+		if from, asOf, serr = clientstore.ReadSnapshotFile(path); serr != nil {
+			err = fmt.Errorf("%w; no local snapshot to start from: %v", err, serr)
+		} else {
+			logger.Warn("etcd unreachable: starting from the local snapshot", zap.String("snapshot", path),
+				zap.Time("view_as_of", asOf), zap.Int64("revision", from.Revision), zap.Int("clients", len(from.Clients)), zap.Error(err))
+			err = nil
+		}
+	}
+	var st *state
+	if err == nil {
+		st, err = loadStateFrom(ctx, store, from, asOf, logger)
+	}
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if path != "" {
+		st.keepSnapshot(path)
+	}
+	return st, nil
+}
+
+// snapshotInterval is how often the local snapshot is written again while
+// the view changes.
+const snapshotInterval = 10 * time.Second
+
+// keepSnapshot writes the view to the local snapshot at path whenever its
+// revision moved on since the last write, checking every
+// snapshotInterval, and once more when stopped.
+func (s *state) keepSnapshot(path string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.stopSnapshots = func() {
+		cancel()
+		<-done
+	}
+	go func() {
+		defer close(done)
+		var written int64
+		t := time.NewTicker(snapshotInterval)
+		defer t.Stop()
+		for {
+			if rev := s.sync.Status().Revision; rev != written {
+				if err := clientstore.WriteSnapshotFile(path, s.sync.Export()); err != nil {
+					s.logger.Error("keeping the local snapshot", zap.Error(err))
+				} else {
+					written = rev
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 }
 
 // config resolves placeholders and builds the client configuration.
@@ -350,17 +443,30 @@ func openStateOn(ctx context.Context, store clientstore.Store, logger *zap.Logge
 }
 
 func loadState(ctx context.Context, store clientstore.Store, logger *zap.Logger) (*state, error) {
+	return loadStateFrom(ctx, store, nil, time.Time{}, logger)
+}
+
+// loadStateFrom is loadState from a local snapshot of an etcd store, as of
+// asOf, if from is not nil.
+func loadStateFrom(ctx context.Context, store clientstore.Store, from *clientstore.Snapshot, asOf time.Time, logger *zap.Logger) (*state, error) {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	st := &state{store: store, logger: logger, signers: map[string]*introspection.Signer{},
+	st := &state{store: store, keys: store, logger: logger, signers: map[string]*introspection.Signer{},
 		limits:  clientauth.NewLimits(),
 		metrics: newRequestMetrics(),
 	}
+	if from != nil {
+		es, ok := store.(*clientstore.EtcdStore)
+		if !ok {
+			return nil, fmt.Errorf("gatehouse: store %T does not start from a snapshot", store)
+		}
+		st.keys = clientstore.FromSnapshot(es, from)
+	}
 	var err error
-	if st.clients, err = clientstore.NewCache(ctx, store); err == nil {
-		if st.sealer, err = introspection.LoadSealer(ctx, store); err == nil {
-			st.revocations, err = introspection.LoadRevocations(ctx, store)
+	if st.clients, err = clientstore.NewCache(ctx, st.keys); err == nil {
+		if st.sealer, err = introspection.LoadSealer(ctx, st.keys); err == nil {
+			st.revocations, err = introspection.LoadRevocations(ctx, st.keys)
 		}
 	}
 	if err != nil {
@@ -374,7 +480,12 @@ func loadState(ctx context.Context, store clientstore.Store, logger *zap.Logger)
 	st.sync.Follow(st.clients)
 	st.sync.Follow(st.revocations)
 	st.sealer.Follow(st.sync, logger)
-	if err := st.sync.Start(ctx); err != nil {
+	if from != nil {
+		err = st.sync.StartFrom(ctx, from, asOf)
+	} else {
+		err = st.sync.Start(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return st, nil

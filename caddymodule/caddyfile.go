@@ -137,6 +137,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //		prefix <prefix>
 //		username <name>
 //		password <password>
+//		snapshot <path>|off
 //		tls {
 //			ca <pem file>
 //			cert <pem file>
@@ -201,6 +202,10 @@ func (a *App) unmarshalStorage(d *caddyfile.Dispenser) error {
 			}
 		case "password":
 			if err := oneArg(d, &e.Password); err != nil {
+				return err
+			}
+		case "snapshot":
+			if err := oneArg(d, &e.Snapshot); err != nil {
 				return err
 			}
 		case "dial_timeout", "request_timeout":

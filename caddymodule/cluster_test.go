@@ -54,8 +54,15 @@ type caddyNode struct {
 }
 
 // startNode runs Caddy with gatehouse on storage (the lines of the
-// storage option) and waits until its admin API answers.
+// storage option) and waits until its health check answers 200.
 func startCaddyNode(t *testing.T, name string, storage ...string) *caddyNode {
+	t.Helper()
+	return startCaddyNodeReady(t, name, adminHealthPath, storage...)
+}
+
+// startCaddyNodeReady is startCaddyNode waiting for 200 from the admin
+// API's ready path instead.
+func startCaddyNodeReady(t *testing.T, name, ready string, storage ...string) *caddyNode {
 	t.Helper()
 	n := &caddyNode{t: t, name: name, dir: t.TempDir()}
 	adminPort, httpPort := etcdtest.FreePort(t), etcdtest.FreePort(t)
@@ -83,7 +90,7 @@ http://127.0.0.1:%d {
 	gatehouse_server
 }
 `, adminPort, httpPort, etcdtest.FreePort(t), strings.Join(storage, "\n\t\t"), clusterIssuer, httpPort)
-	n.cmd = startCaddyChild(t, n.dir, caddyfile, n.admin+adminHealthPath)
+	n.cmd = startCaddyChild(t, n.dir, caddyfile, n.admin+ready)
 	t.Cleanup(func() {
 		n.stop()
 		if t.Failed() {

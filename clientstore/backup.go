@@ -9,6 +9,7 @@ package clientstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +63,9 @@ func writeBoltBackup(snap *Snapshot, w io.Writer, begin func(size int64)) (int64
 			if err := tx.Bucket(bucketRevocations).Put([]byte(id), encodeUntil(until)); err != nil {
 				return err
 			}
+		}
+		if snap.Revision > 0 {
+			return tx.Bucket(bucketMeta).Put(keySnapshotRevision, binary.BigEndian.AppendUint64(nil, uint64(snap.Revision)))
 		}
 		return nil
 	})

@@ -586,5 +586,13 @@ func (c *Cache) setSecretKey(key []byte) error {
 	return nil
 }
 
-// Interface guard.
-var _ Follower = (*Cache)(nil)
+// Export implements Exporter: the clients.
+func (c *Cache) Export(snap *Snapshot) {
+	snap.Clients = c.List()
+}
+
+// Interface guards.
+var (
+	_ Follower = (*Cache)(nil)
+	_ Exporter = (*Cache)(nil)
+)

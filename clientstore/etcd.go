@@ -93,8 +93,23 @@ func NormalizeEtcdPrefix(p string) string {
 
 // OpenEtcd connects to etcd and checks (or records) the schema version
 // under the prefix. It fails if etcd cannot be reached within the dial and
-// request timeouts: a node must load its state once before it can serve.
+// request timeouts (see NewEtcd and ReadSnapshotFile for starting without).
 func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*EtcdStore, error) {
+	s, err := NewEtcd(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Init(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewEtcd returns a store on etcd without contacting it: Init checks the
+// schema when etcd answers. A node starting from its local snapshot while
+// etcd is unreachable needs the store for its watch and later writes.
+func NewEtcd(cfg EtcdConfig) (*EtcdStore, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")
 	}
@@ -138,20 +153,15 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*EtcdStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
 	}
-	s := &EtcdStore{
+	return &EtcdStore{
 		cli: cli, prefix: NormalizeEtcdPrefix(cfg.Prefix), endpoints: cfg.Endpoints,
 		timeout: cfg.RequestTimeout, heartbeat: cfg.Heartbeat,
-	}
-	if err := s.init(ctx); err != nil {
-		cli.Close()
-		return nil, err
-	}
-	return s, nil
+	}, nil
 }
 
-// init records the schema version under the prefix, or refuses data
-// written by a newer Gatehouse.
-func (s *EtcdStore) init(ctx context.Context) error {
+// Init records the schema version under the prefix, or refuses data
+// written by a newer Gatehouse; ErrUnavailable if etcd does not answer.
+func (s *EtcdStore) Init(ctx context.Context) error {
 	key := s.prefix + etcdMeta + "schema_version"
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()

@@ -7,6 +7,8 @@ package clientstore
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +44,14 @@ func (f *revFollower) Apply(changes []Change) error {
 		}
 	}
 	return nil
+}
+
+func (f *revFollower) Export(snap *Snapshot) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k, v := range f.ids {
+		snap.Revocations[k] = v
+	}
 }
 
 func (f *revFollower) has(id string) bool {
@@ -216,4 +226,87 @@ func TestEtcdUnavailable(t *testing.T) {
 	eventually(t, 30*time.Second, "views current again", func() bool {
 		return a.sync.Status().Age(time.Now()) < time.Second && b.sync.Status().Age(time.Now()) < time.Second
 	})
+}
+
+// A node starts while etcd is unreachable from the local snapshot another
+// run of it wrote: it serves what the snapshot holds (clients, revoked
+// tokens), refuses writes with ErrUnavailable, reports its view as old as
+// the snapshot, and once etcd is back takes up the watch from the
+// snapshot's revision: what changed meanwhile arrives.
+func TestEtcdNodeStartsFromLocalSnapshot(t *testing.T) {
+	ctx := context.Background()
+	srv := etcdtest.Start(t)
+	path := filepath.Join(t.TempDir(), "gatehouse", "etcd.snapshot")
+
+	a := startNode(t, srv.Endpoint, "/offline/", time.Second)
+	_, secret := mustCreate(t, a.cache, &Client{ID: "svc", Metadata: Metadata{"realm": "r1"}})
+	if err := a.store.Revoke(ctx, "revoked-token", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, etcdtest.Propagation, "A's view has the revocation", func() bool { return a.revs.has("revoked-token") })
+	snapA := a.sync.Export()
+	if err := WriteSnapshotFile(path, snapA); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot file: %v, mode %v; want 0600", err, st.Mode().Perm())
+	}
+
+	srv.Stop()
+	// B's store client is made without etcd answering; OpenEtcd would fail.
+	s, err := NewEtcd(EtcdConfig{Endpoints: []string{srv.Endpoint}, Prefix: "/offline/",
+		RequestTimeout: time.Second, DialTimeout: time.Second, Heartbeat: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Init(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Init with etcd down = %v, want ErrUnavailable", err)
+	}
+	if _, err := NewCache(ctx, s); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("NewCache with etcd down = %v, want ErrUnavailable (a node without a snapshot refuses to start)", err)
+	}
+	snap, asOf, err := ReadSnapshotFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != snapA.Revision || snap.Revision == 0 {
+		t.Fatalf("snapshot revision %d, want %d", snap.Revision, snapA.Revision)
+	}
+	b := &node{store: s, revs: &revFollower{}}
+	if b.cache, err = NewCache(ctx, FromSnapshot(s, snap)); err != nil {
+		t.Fatalf("NewCache from the snapshot = %v", err)
+	}
+	b.sync = NewSync(s, nil)
+	b.sync.SetStaleAfter(time.Second)
+	b.sync.Follow(b.cache)
+	b.sync.Follow(b.revs)
+	if err := b.sync.StartFrom(ctx, snap, asOf); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.sync.Stop)
+
+	if cl, ok := b.cache.Authenticate("svc", secret); !ok || cl.Metadata["realm"] != "r1" {
+		t.Fatalf("the snapshot's client on B: %+v, %v", cl, ok)
+	}
+	if !b.revs.has("revoked-token") {
+		t.Error("the snapshot's revocation is not in force on B")
+	}
+	if _, _, err := b.cache.Create(ctx, &Client{ID: "offline-write"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("a write on B with etcd down = %v, want ErrUnavailable", err)
+	}
+	if age := b.sync.Status().Age(time.Now()); age < time.Since(asOf)-time.Second {
+		t.Errorf("B's view is %v old, want the snapshot's age %v", age, time.Since(asOf))
+	}
+
+	srv.Restart()
+	eventually(t, 30*time.Second, "A writes again", func() bool {
+		_, _, err := a.cache.Create(ctx, &Client{ID: "while-b-was-away"})
+		return err == nil
+	})
+	eventually(t, 30*time.Second, "B takes up the watch and sees the client created meanwhile", func() bool {
+		_, ok := b.cache.Get("while-b-was-away")
+		return ok
+	})
+	eventually(t, 30*time.Second, "B's view current", func() bool { return b.sync.Status().Age(time.Now()) < time.Second })
 }

@@ -21,6 +21,13 @@ type Follower interface {
 	Apply(changes []Change) error
 }
 
+// Exporter is a Follower that can hand its view back, for the local
+// snapshot of a node on etcd (see Sync.Export).
+type Exporter interface {
+	// Export adds the follower's part of the view to snap.
+	Export(snap *Snapshot)
+}
+
 // DefaultStaleAfter is how long a watched view may go without hearing
 // from the store before Sync reports it stale (and logs so).
 const DefaultStaleAfter = 3 * time.Second
@@ -125,24 +132,56 @@ func (s *Sync) FollowKey(name string, fn func([]byte)) {
 // themselves). The first load must succeed: a node without its state
 // cannot serve.
 func (s *Sync) Start(ctx context.Context) error {
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.done = make(chan struct{})
 	if s.watcher == nil {
+		s.cancel, s.done = func() {}, make(chan struct{})
 		close(s.done)
 		return nil
 	}
 	snap, err := s.src.Snapshot(ctx)
-	if err == nil {
-		err = s.reset(snap)
-	}
 	if err != nil {
-		s.cancel()
-		close(s.done)
 		return err
 	}
+	return s.StartFrom(ctx, snap, time.Now())
+}
+
+// StartFrom is Start from a snapshot read earlier, as of asOf (a node's
+// local snapshot, when the store cannot be reached): the followers get it,
+// the view counts as confirmed at asOf, and the watch takes up from the
+// snapshot's revision, or everything is loaded again if the store has
+// discarded that history. Only for a Watcher.
+func (s *Sync) StartFrom(ctx context.Context, snap *Snapshot, asOf time.Time) error {
+	if s.watcher == nil {
+		return errors.New("store sync: only a watched store starts from a snapshot")
+	}
+	if err := s.reset(snap); err != nil {
+		return err
+	}
+	s.lastSync.Store(asOf.UnixNano())
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.done = make(chan struct{})
 	go s.run(ctx, snap.Revision)
 	go s.monitor(ctx)
 	return nil
+}
+
+// Export returns the followers' view as a snapshot at the revision it
+// reflects: what a node on etcd keeps in its local snapshot file.
+// Followers that are no Exporter are left out.
+func (s *Sync) Export() *Snapshot {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	snap := &Snapshot{Revision: s.revision.Load(), Keys: map[string][]byte{}, Revocations: map[string]time.Time{}}
+	s.mu.Lock()
+	for name, v := range s.keys {
+		snap.Keys[name] = v
+	}
+	s.mu.Unlock()
+	for _, f := range s.followerList() {
+		if e, ok := f.(Exporter); ok {
+			e.Export(snap)
+		}
+	}
+	return snap
 }
 
 // Stop ends the watch.

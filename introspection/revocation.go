@@ -74,6 +74,19 @@ func (r *Revocations) Apply(changes []clientstore.Change) error {
 	return nil
 }
 
+// Export implements clientstore.Exporter: the revoked token ids and the
+// one-time ids, under their store names.
+func (r *Revocations) Export(snap *clientstore.Snapshot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, until := range *r.ids.Load() {
+		snap.Revocations[id.String()] = time.Unix(until, 0)
+	}
+	for once, until := range r.used {
+		snap.Revocations[oneTimePrefix+once] = time.Unix(until, 0)
+	}
+}
+
 // add records one stored revocation; callers hold mu.
 func (r *Revocations) add(ids map[TokenID]int64, key string, until time.Time) {
 	if once, ok := strings.CutPrefix(key, oneTimePrefix); ok {
@@ -208,4 +221,7 @@ func (r *Revocations) Prune(ctx context.Context, now time.Time) error {
 }
 
 // Interface guard.
-var _ clientstore.Follower = (*Revocations)(nil)
+var (
+	_ clientstore.Follower = (*Revocations)(nil)
+	_ clientstore.Exporter = (*Revocations)(nil)
+)
