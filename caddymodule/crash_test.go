@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -187,11 +188,14 @@ func (w *crashWriter) step(r *crashRun, admin string) bool {
 		ifMatch = quoteETag(c.rev)
 	}
 	status, b, etag, err := r.adminWrite(method, admin+path, body, ifMatch)
+	t := r.t
 	if err != nil {
 		c.pending = &op
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			t.Errorf("writer %d: %s %s: no answer within the client's timeout: %v", w.n, method, path, err)
+		}
 		return false
 	}
-	t := r.t
 	want := map[string]int{"create": http.StatusCreated, "delete": http.StatusNoContent}[op.kind]
 	if want == 0 {
 		want = http.StatusOK
@@ -317,7 +321,7 @@ func checkFile(t *testing.T, path string) map[string]uint64 {
 // settles every in-flight write (applied or not, never half), and checks
 // that every client with a known secret gets a token. file is what
 // checkFile read.
-func (r *crashRun) verify(t *testing.T, n *caddyNode, writers []*crashWriter, file map[string]uint64) (applied, lost int) {
+func (r *crashRun) verify(t *testing.T, n *caddyNode, writers []*crashWriter, file map[string]uint64) (applied, lost, secrets int) {
 	t.Helper()
 	// Every client the admin API lists reads back, and the list is the file's.
 	listed := map[string]bool{}
@@ -420,12 +424,13 @@ func (r *crashRun) verify(t *testing.T, n *caddyNode, writers []*crashWriter, fi
 			if !c.exists || c.secret == "" {
 				continue
 			}
+			secrets++
 			if status, _ := n.token(createdClientJSON{ClientID: c.id, ClientSecret: c.secret}); status != 200 {
 				t.Errorf("client %s: its last acknowledged secret gets %d at the token endpoint after the restart, want 200", c.id, status)
 			}
 		}
 	}
-	return applied, lost
+	return applied, lost, secrets
 }
 
 func TestKill9DuringAdminWrites(t *testing.T) {
@@ -444,9 +449,9 @@ func TestKill9DuringAdminWrites(t *testing.T) {
 	for cycle := 0; cycle <= *crashCycles; cycle++ {
 		n := startCaddyNode(t, fmt.Sprintf("cycle-%d", cycle), "storage bolt "+db)
 		if cycle > 0 {
-			applied, lost := run.verify(t, n, writers, file)
-			t.Logf("cycle %d: restarted and checked; of the %d writes in flight at the kill %d were applied, %d not",
-				cycle, applied+lost, applied, lost)
+			applied, lost, secrets := run.verify(t, n, writers, file)
+			t.Logf("cycle %d: restarted and checked; of the %d writes in flight at the kill %d were applied, %d not; %d acknowledged secrets get tokens",
+				cycle, applied+lost, applied, lost, secrets)
 			if t.Failed() {
 				t.FailNow()
 			}
@@ -480,6 +485,10 @@ func TestKill9DuringAdminWrites(t *testing.T) {
 		n.cmd = nil
 		close(stop)
 		wg.Wait()
+		// The next process may get the same ports: no connection to this
+		// one may be reused.
+		run.http.CloseIdleConnections()
+		http.DefaultClient.CloseIdleConnections()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -75,12 +76,12 @@ http://127.0.0.1:%d {
 
 // reloadTally counts the outcomes of one kind of request.
 type reloadTally struct {
-	ok, connErrors, gatehouseErrors, otherErrors atomic.Int64
+	ok, connErrors, timeouts, gatehouseErrors, otherErrors atomic.Int64
 }
 
 func (c *reloadTally) String() string {
-	return fmt.Sprintf("%d ok, %d connection errors, %d error answers written by Gatehouse, %d other error answers",
-		c.ok.Load(), c.connErrors.Load(), c.gatehouseErrors.Load(), c.otherErrors.Load())
+	return fmt.Sprintf("%d ok, %d connection errors, %d timeouts, %d error answers written by Gatehouse, %d other error answers",
+		c.ok.Load(), c.connErrors.Load(), c.timeouts.Load(), c.gatehouseErrors.Load(), c.otherErrors.Load())
 }
 
 // reloadTraffic is the load of one run.
@@ -135,6 +136,11 @@ func connErrorKind(err error) string {
 // record classifies one answer (or its absence) and reports whether it
 // was the success expected.
 func (tr *reloadTraffic) record(tally *reloadTally, what string, resp *http.Response, err error, check func(body []byte) bool) bool {
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		// Not a dropped connection: a request that hangs.
+		tally.timeouts.Add(1)
+		return false
+	}
 	if err != nil {
 		tally.connErrors.Add(1)
 		tr.mu.Lock()
@@ -366,6 +372,9 @@ func TestReloadUnderTraffic(t *testing.T) {
 		tr := gatehouse.traffic
 		if n := tr.api.gatehouseErrors.Load() + tr.token.gatehouseErrors.Load() + tr.api.otherErrors.Load() + tr.token.otherErrors.Load(); n > 0 {
 			t.Errorf("%d error answers to valid requests across reloads, e.g.:\n%s", n, strings.Join(tr.examples, "\n"))
+		}
+		if n := tr.api.timeouts.Load() + tr.token.timeouts.Load(); n > 0 {
+			t.Errorf("%d requests got no answer within 10s across reloads", n)
 		}
 		if gatehouse.gatehouses != *reloadCount+1 {
 			t.Errorf("Gatehouse was provisioned %d times, want %d (the first config and every reload)", gatehouse.gatehouses, *reloadCount+1)
