@@ -401,6 +401,12 @@ func (r *crashRun) verify(t *testing.T, n *caddyNode, writers []*crashWriter, fi
 				continue
 			}
 			applied++
+			if o.exists {
+				if other, dup := r.revs[o.rev]; dup {
+					t.Errorf("client %s: ETag %d already belonged to %s: ETags are never reused", c.id, o.rev, other)
+				}
+				r.revs[o.rev] = c.id
+			}
 			// The write happened but its answer was lost: a new secret
 			// (create, rotation) is unknown.
 			c.exists, c.rev, c.seq = o.exists, o.rev, o.seq

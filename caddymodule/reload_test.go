@@ -257,6 +257,7 @@ func runReloads(t *testing.T, gatehouse bool) *reloadRun {
 		client: createdClientJSON{ClientID: "baseline", ClientSecret: "baseline"},
 		http: &http.Client{Timeout: 10 * time.Second,
 			Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}}
+	defer tr.http.CloseIdleConnections()
 	var before []string // tokens minted before the first reload
 	if gatehouse {
 		n := &caddyNode{t: t, name: "gatehouse", admin: admin, base: base}
