@@ -316,9 +316,9 @@ func openEtcdState(ctx context.Context, store *clientstore.EtcdStore, path strin
 // the view changes.
 const snapshotInterval = 10 * time.Second
 
-// keepSnapshot writes the view to the local snapshot at path whenever its
-// revision moved on since the last write, checking every
-// snapshotInterval, and once more when stopped.
+// keepSnapshot writes the view to the local snapshot at path now and then
+// whenever it changed since the last write, checking every
+// snapshotInterval.
 func (s *state) keepSnapshot(path string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -328,15 +328,15 @@ func (s *state) keepSnapshot(path string) {
 	}
 	go func() {
 		defer close(done)
-		var written int64
+		written := int64(-1)
 		t := time.NewTicker(snapshotInterval)
 		defer t.Stop()
 		for {
-			if rev := s.sync.Status().Revision; rev != written {
+			if n := s.sync.Changes(); n != written {
 				if err := clientstore.WriteSnapshotFile(path, s.sync.Export()); err != nil {
 					s.logger.Error("keeping the local snapshot", zap.Error(err))
 				} else {
-					written = rev
+					written = n
 				}
 			}
 			select {

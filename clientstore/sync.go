@@ -77,6 +77,7 @@ type Sync struct {
 	keys      map[string][]byte // latest known key material
 
 	revision atomic.Int64
+	changes  atomic.Int64 // snapshots and batches of changes handed to followers
 	lastSync atomic.Int64 // Unix nanoseconds
 	resyncs  atomic.Int64
 	lastErr  atomic.Pointer[syncError]
@@ -163,6 +164,10 @@ func (s *Sync) StartFrom(ctx context.Context, snap *Snapshot, asOf time.Time) er
 	go s.monitor(ctx)
 	return nil
 }
+
+// Changes counts what the followers were handed (snapshots and batches of
+// changes): when it moves, their view changed. Heartbeats do not count.
+func (s *Sync) Changes() int64 { return s.changes.Load() }
 
 // Export returns the followers' view as a snapshot at the revision it
 // reflects: what a node on etcd keeps in its local snapshot file.
@@ -253,6 +258,7 @@ func (s *Sync) reset(snap *Snapshot) error {
 	if snap.Revision > 0 {
 		s.revision.Store(snap.Revision)
 	}
+	s.changes.Add(1)
 	s.lastSync.Store(time.Now().UnixNano())
 	return errors.Join(errs...)
 }
@@ -280,6 +286,7 @@ func (s *Sync) apply(b WatchBatch) {
 			}
 		}
 		s.mu.Unlock()
+		s.changes.Add(1)
 		s.applyMu.Unlock()
 		if err := errors.Join(errs...); err != nil {
 			s.fail(err)
