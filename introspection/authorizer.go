@@ -51,9 +51,11 @@ type Introspector interface {
 	// Claims, Issuer and Remote (including Until) set and Client nil. A
 	// token that is good for no request is an error wrapping
 	// ErrInvalidToken; a server that cannot answer, one wrapping
-	// ErrUnavailable. It must honour ctx and return within its own
-	// timeout, and it must never log the token.
-	Introspect(ctx context.Context, token string) (Result, error)
+	// ErrUnavailable; one left unchecked because addr, the client's
+	// address, has presented too many unknown tokens lately, one wrapping
+	// ErrThrottled. It must honour ctx and return within its own timeout,
+	// and it must never log the token.
+	Introspect(ctx context.Context, token, addr string) (Result, error)
 }
 
 // Authorizer returns the authorizer of a protected route with the given
@@ -76,8 +78,16 @@ func (a *Authority) Authorizer(cfg AuthorizerConfig) *Authorizer {
 // Authorize checks token for this route: valid (else the token error, or
 // ErrUnavailable when a remote server cannot answer), then the route
 // policy on every request, cached or not (else ErrInsufficientScope). It
-// signs an identity JWT only on a cache miss.
+// signs an identity JWT only on a cache miss. It is AuthorizeFrom
+// without a client address.
 func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Identity, error) {
+	return rt.AuthorizeFrom(ctx, token, "")
+}
+
+// AuthorizeFrom is Authorize for a request from addr, the client's
+// address, which a token checked remotely is charged to (see
+// Introspector).
+func (rt *Authorizer) AuthorizeFrom(ctx context.Context, token, addr string) (*Identity, error) {
 	now := rt.auth.now().Unix()
 	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
 		return rt.admit(g)
@@ -88,7 +98,7 @@ func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Identity, e
 			return rt.admit(g)
 		}
 		if !rt.owns(token) {
-			return rt.authorizeRemote(ctx, token, key, now)
+			return rt.authorizeRemote(ctx, token, key, addr, now)
 		}
 	}
 	res, err := rt.auth.Check(token)
@@ -111,8 +121,8 @@ func (rt *Authorizer) admit(g *Identity) (*Identity, error) {
 
 // authorizeRemote has the remote server check token, enriches the result
 // and applies the policy.
-func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, now int64) (*Identity, error) {
-	res, err := rt.remote.Introspect(ctx, token)
+func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key, addr string, now int64) (*Identity, error) {
+	res, err := rt.remote.Introspect(ctx, token, addr)
 	if err != nil {
 		return nil, err
 	}

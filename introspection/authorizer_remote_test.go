@@ -31,7 +31,7 @@ func newFakeIntrospector() *fakeIntrospector {
 	return &fakeIntrospector{answers: map[string]Result{}}
 }
 
-func (f *fakeIntrospector) Introspect(_ context.Context, token string) (Result, error) {
+func (f *fakeIntrospector) Introspect(_ context.Context, token, _ string) (Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
