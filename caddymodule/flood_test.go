@@ -9,9 +9,11 @@ package caddymodule
 //	go test ./caddymodule -run '^$' -bench '^BenchmarkRemoteFlood$' -benchtime 1x
 //
 // Flags: -flood.duration (per leg), -flood.conns (the flooding source's
-// keep-alive connections).
+// keep-alive connections), -flood.rate (its requests per second; 0, the
+// default: as fast as they go).
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +34,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // serveFrom runs one request with token through p as if from addr
@@ -195,6 +199,7 @@ func TestRemoteFloodEndToEnd(t *testing.T) {
 var (
 	floodDuration = flag.Duration("flood.duration", 3*time.Second, "length of each leg of BenchmarkRemoteFlood")
 	floodConns    = flag.Int("flood.conns", 256, "keep-alive connections of the flooding source in BenchmarkRemoteFlood")
+	floodRate     = flag.Float64("flood.rate", 0, "requests per second of the flooding source in BenchmarkRemoteFlood (0: as fast as it can)")
 )
 
 // slowIntrospection is an RFC 7662 endpoint with a few workers, each
@@ -226,10 +231,11 @@ func slowIntrospection(tb testing.TB, workers int, work time.Duration) (*httptes
 
 // floodLeg is what one leg of BenchmarkRemoteFlood measured.
 type floodLeg struct {
-	good, goodOK     int
+	good, goodOK     int // the well-behaved source's requests, and those answered 200
+	fresh, freshOK   int // of them, with a new token
 	goodP50, goodP99 time.Duration
-	newP99           time.Duration // of the well-behaved source's new tokens
-	flood            map[int]int   // status → count
+	freshP99         time.Duration
+	flood            map[int]int // status → count
 	upstream         int64
 }
 
@@ -238,29 +244,33 @@ type floodLeg struct {
 // one address over -flood.conns keep-alive connections, as fast as they
 // go, while a well-behaved source at another address sends 200 requests/s
 // with remote tokens: 8 cached ones, and a new one every 20th request.
-// One leg with the default bounds, one with them off; each reports the
-// well-behaved source's success rate and latency.
+// A leg without the flood, one with the default bounds, one with them
+// off; each reports the well-behaved source's success rate and latency,
+// of all its requests and of those with a new token.
 func BenchmarkRemoteFlood(b *testing.B) {
 	g := newBenchGateway(b)
+	fmt.Printf("\nflood: %d conns, %v requests/s (0: as fast as they go), %s legs, GOMAXPROCS=%d\n",
+		*floodConns, *floodRate, *floodDuration, runtime.GOMAXPROCS(0))
 	for _, leg := range []struct {
-		name string
-		edit func(*Introspect)
+		name, unit string
+		flood      bool
+		edit       func(*Introspect)
 	}{
-		{"bounds on (defaults)", func(*Introspect) {}},
-		{"bounds off", func(in *Introspect) { in.MaxConcurrent, in.AddressMissRate = -1, -1 }},
+		{"no flood", "quiet", false, func(*Introspect) {}},
+		{"flood, bounds on", "on", true, func(*Introspect) {}},
+		{"flood, bounds off", "off", true, func(in *Introspect) { in.MaxConcurrent, in.AddressMissRate = -1, -1 }},
 	} {
-		res := runFloodLeg(b, g, leg.edit)
+		res := runFloodLeg(b, g, leg.flood, leg.edit)
 		rate := 100 * float64(res.goodOK) / float64(max(1, res.good))
-		fmt.Printf("%-22s well-behaved: %d requests, %.2f%% 200, p50 %s, p99 %s (new tokens p99 %s); flood: %v; upstream calls %d\n",
+		fmt.Printf("%-18s well-behaved: %d requests, %.1f%% 200, p50 %s, p99 %s; new tokens: %d, %.1f%% 200, p99 %s; flood: %v; upstream calls %d\n",
 			leg.name, res.good, rate, res.goodP50.Round(time.Microsecond), res.goodP99.Round(time.Microsecond),
-			res.newP99.Round(time.Microsecond), res.flood, res.upstream)
-		unit := strings.Fields(leg.name)[1]
-		b.ReportMetric(rate, unit+"-success-%")
-		b.ReportMetric(float64(res.goodP99)/float64(time.Millisecond), unit+"-p99-ms")
+			res.fresh, 100*float64(res.freshOK)/float64(max(1, res.fresh)), res.freshP99.Round(time.Microsecond), res.flood, res.upstream)
+		b.ReportMetric(rate, leg.unit+"-success-%")
+		b.ReportMetric(float64(res.goodP99)/float64(time.Millisecond), leg.unit+"-p99-ms")
 	}
 }
 
-func runFloodLeg(b *testing.B, g *benchGateway, edit func(*Introspect)) floodLeg {
+func runFloodLeg(b *testing.B, g *benchGateway, flood bool, edit func(*Introspect)) floodLeg {
 	upstream, calls := slowIntrospection(b, 8, 20*time.Millisecond)
 	p := &Protect{Scopes: []string{"orders:read"}, Audience: "https://api.example.com",
 		Introspect: &Introspect{URL: upstream.URL, TrustedIssuers: []string{fakeIssuer}, Timeout: caddy.Duration(500 * time.Millisecond)}}
@@ -310,26 +320,29 @@ func runFloodLeg(b *testing.B, g *benchGateway, edit func(*Introspect)) floodLeg
 	floodTr := &http.Transport{MaxIdleConnsPerHost: *floodConns, MaxConnsPerHost: *floodConns}
 	floodClient := &http.Client{Transport: floodTr, Timeout: 10 * time.Second}
 	var seq atomic.Int64
-	for range *floodConns {
+	pace := rate.NewLimiter(rate.Inf, 1)
+	if *floodRate > 0 {
+		pace = rate.NewLimiter(rate.Limit(*floodRate), 1)
+	}
+	paceCtx, unpace := context.WithCancel(context.Background())
+	for range *floodConns * btoi(flood) {
 		wg.Go(func() {
 			counts := map[int]int{}
 			for {
-				select {
-				case <-stop:
+				if pace.Wait(paceCtx) != nil {
 					mu.Lock()
 					for k, v := range counts {
 						res.flood[k] += v
 					}
 					mu.Unlock()
 					return
-				default:
 				}
 				code, _ := send(floodClient, fmt.Sprint("ory_at_junk_", seq.Add(1)), floodAddr)
 				counts[code]++
 			}
 		})
 	}
-	var lat, newLat []time.Duration
+	var lat, freshLat []time.Duration
 	var fresh atomic.Int64
 	for w := range 4 {
 		wg.Go(func() {
@@ -353,7 +366,11 @@ func runFloodLeg(b *testing.B, g *benchGateway, edit func(*Introspect)) floodLeg
 				}
 				lat = append(lat, d)
 				if isNew {
-					newLat = append(newLat, d)
+					res.fresh++
+					if code == 200 {
+						res.freshOK++
+					}
+					freshLat = append(freshLat, d)
 				}
 				mu.Unlock()
 			}
@@ -361,16 +378,17 @@ func runFloodLeg(b *testing.B, g *benchGateway, edit func(*Introspect)) floodLeg
 	}
 	time.Sleep(*floodDuration)
 	close(stop)
+	unpace()
 	wg.Wait()
 	floodTr.CloseIdleConnections()
 	goodClient.CloseIdleConnections()
 	slices.Sort(lat)
-	slices.Sort(newLat)
+	slices.Sort(freshLat)
 	if len(lat) > 0 {
 		res.goodP50, res.goodP99 = lat[len(lat)/2], lat[len(lat)*99/100]
 	}
-	if len(newLat) > 0 {
-		res.newP99 = newLat[len(newLat)*99/100]
+	if len(freshLat) > 0 {
+		res.freshP99 = freshLat[len(freshLat)*99/100]
 	}
 	res.upstream = calls.Load()
 	return res
@@ -422,4 +440,11 @@ func TestProtectRemoteOverloaded(t *testing.T) {
 	if n := f.calls.Load(); n != 2 {
 		t.Errorf("%d upstream calls, want 2", n)
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
