@@ -339,11 +339,11 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// 3.–5. The token checked in memory, the route policy applied on every
 	// request, the identity JWT signed only on a cache miss. A token
 	// checked remotely is charged to the client's address.
-	var addr string
+	var from fmt.Stringer
 	if p.Introspect != nil {
-		addr = clientAddr(r)
+		from = (*requestAddr)(r)
 	}
-	g, err := p.route.AuthorizeFrom(r.Context(), tok, addr)
+	g, err := p.route.AuthorizeFrom(r.Context(), tok, from)
 	if err != nil {
 		var se *introspection.ScopeError
 		if errors.As(err, &se) {
@@ -379,6 +379,12 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 var errMultipleTokens = errors.New("token sent more than once")
+
+// requestAddr names the client address of a request (clientAddr), worked
+// out only when asked: only a token checked remotely needs it.
+type requestAddr http.Request
+
+func (r *requestAddr) String() string { return clientAddr((*http.Request)(r)) }
 
 // hasQueryToken reports an RFC 6750 §2.3 access_token query parameter,
 // parsing the query only when it could hold one.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 )
 
@@ -81,13 +82,15 @@ func (a *Authority) Authorizer(cfg AuthorizerConfig) *Authorizer {
 // signs an identity JWT only on a cache miss. It is AuthorizeFrom
 // without a client address.
 func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Identity, error) {
-	return rt.AuthorizeFrom(ctx, token, "")
+	return rt.AuthorizeFrom(ctx, token, nil)
 }
 
-// AuthorizeFrom is Authorize for a request from addr, the client's
-// address, which a token checked remotely is charged to (see
-// Introspector).
-func (rt *Authorizer) AuthorizeFrom(ctx context.Context, token, addr string) (*Identity, error) {
+// AuthorizeFrom is Authorize for a request from the client address that
+// from names, which a token checked remotely is charged to (see
+// Introspector). from is asked only when the remote server must be
+// consulted, so working the address out costs cached requests nothing;
+// nil: no address.
+func (rt *Authorizer) AuthorizeFrom(ctx context.Context, token string, from fmt.Stringer) (*Identity, error) {
 	now := rt.auth.now().Unix()
 	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
 		return rt.admit(g)
@@ -98,7 +101,7 @@ func (rt *Authorizer) AuthorizeFrom(ctx context.Context, token, addr string) (*I
 			return rt.admit(g)
 		}
 		if !rt.owns(token) {
-			return rt.authorizeRemote(ctx, token, key, addr, now)
+			return rt.authorizeRemote(ctx, token, key, from, now)
 		}
 	}
 	res, err := rt.auth.Check(token)
@@ -121,7 +124,11 @@ func (rt *Authorizer) admit(g *Identity) (*Identity, error) {
 
 // authorizeRemote has the remote server check token, enriches the result
 // and applies the policy.
-func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key, addr string, now int64) (*Identity, error) {
+func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, from fmt.Stringer, now int64) (*Identity, error) {
+	var addr string
+	if from != nil {
+		addr = from.String()
+	}
 	res, err := rt.remote.Introspect(ctx, token, addr)
 	if err != nil {
 		return nil, err

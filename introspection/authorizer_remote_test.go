@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
@@ -447,7 +448,7 @@ func TestRemoteErrorsPassThrough(t *testing.T) {
 		t.Errorf("remote outage: %v, want the UnavailableError (and not an invalid token)", err)
 	}
 	fi.err = &ThrottledError{RetryAfter: 2 * time.Second}
-	_, err = rt.AuthorizeFrom(context.Background(), "ory_at_y", "203.0.113.7")
+	_, err = rt.AuthorizeFrom(context.Background(), "ory_at_y", netip.MustParseAddr("203.0.113.7"))
 	var te *ThrottledError
 	if !errors.Is(err, ErrThrottled) || !errors.As(err, &te) || te.RetryAfter != 2*time.Second || errors.Is(err, ErrUnavailable) {
 		t.Errorf("address over its budget: %v, want the ThrottledError", err)
