@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,44 +69,119 @@ func (a *addressBudget) take(addr string, now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
-// gate bounds the calls in flight to the server: at most slots at once;
-// a call that finds them taken waits at most timeout, with at most queue
-// others. A nil gate lets every call through.
+// gate bounds the calls in flight to the server: at most slots at once,
+// and at most perAddr of them (half) for calls started by one address. A
+// call that finds them taken waits at most timeout in all; at most queue
+// calls wait for a global slot. A nil gate lets every call through.
+//
+// The share per address keeps one address's burst of misses from taking
+// every slot: its calls beyond the share wait for one of its own (they are
+// few: each spent a miss of its budget) while others' calls go ahead.
 type gate struct {
 	slots   *semaphore.Weighted
 	queue   int64
 	timeout time.Duration
 	waiting atomic.Int64
+	perAddr int64
+
+	mu    sync.Mutex
+	addrs map[string]*addrShare // addresses with calls holding or awaiting a slot
+}
+
+// addrShare is one address's share of the slots.
+type addrShare struct {
+	sem   *semaphore.Weighted
+	users int // calls holding or awaiting one of its slots
 }
 
 func newGate(slots, queue int, timeout time.Duration) *gate {
 	if slots <= 0 {
 		return nil
 	}
-	return &gate{slots: semaphore.NewWeighted(int64(slots)), queue: int64(max(0, queue)), timeout: timeout}
+	return &gate{slots: semaphore.NewWeighted(int64(slots)), queue: int64(max(0, queue)), timeout: timeout,
+		perAddr: int64(max(1, slots/2)), addrs: map[string]*addrShare{}}
 }
 
-// enter takes a slot, waiting as configured; false: none was free in
-// time, or the queue was full. A slot taken is given back with leave.
-func (g *gate) enter() bool {
-	if g == nil || g.slots.TryAcquire(1) {
+// enter takes a slot for a call started by addr ("": none in
+// particular), waiting as configured; false: none was free in time, or
+// the queue was full. A slot taken is given back with leave(addr).
+func (g *gate) enter(addr string) bool {
+	if g == nil {
 		return true
 	}
+	// One deadline for all the waiting, made once there is any.
+	var ctx context.Context
+	cancel := context.CancelFunc(func() {})
+	defer func() { cancel() }()
+	wait := func() context.Context {
+		if ctx == nil {
+			ctx, cancel = context.WithTimeout(context.Background(), g.timeout)
+		}
+		return ctx
+	}
+	share := g.share(addr)
+	if share != nil && !share.sem.TryAcquire(1) && (g.timeout <= 0 || share.sem.Acquire(wait(), 1) != nil) {
+		g.unshare(addr, share, false)
+		return false
+	}
+	if g.slots.TryAcquire(1) || g.await(wait) {
+		return true
+	}
+	g.unshare(addr, share, true)
+	return false
+}
+
+// await waits for a global slot in the queue, if it has room.
+func (g *gate) await(wait func() context.Context) bool {
 	if g.waiting.Add(1) > g.queue {
 		g.waiting.Add(-1)
 		return false
 	}
 	defer g.waiting.Add(-1)
-	if g.timeout <= 0 {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
-	defer cancel()
-	return g.slots.Acquire(ctx, 1) == nil
+	return g.timeout > 0 && g.slots.Acquire(wait(), 1) == nil
 }
 
-func (g *gate) leave() {
-	if g != nil {
-		g.slots.Release(1)
+// leave gives back the slot of a call started by addr.
+func (g *gate) leave(addr string) {
+	if g == nil {
+		return
+	}
+	g.slots.Release(1)
+	g.mu.Lock()
+	share := g.addrs[addr]
+	g.mu.Unlock()
+	g.unshare(addr, share, true)
+}
+
+// share returns addr's share, counting the call as its user; nil for no
+// address.
+func (g *gate) share(addr string) *addrShare {
+	if addr == "" {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.addrs[addr]
+	if a == nil {
+		a = &addrShare{sem: semaphore.NewWeighted(g.perAddr)}
+		g.addrs[addr] = a
+	}
+	a.users++
+	return a
+}
+
+// unshare ends a call's use of addr's share, giving back its slot of the
+// share if it held one, and forgets the address when no call uses it.
+func (g *gate) unshare(addr string, a *addrShare, held bool) {
+	if a == nil {
+		return
+	}
+	if held {
+		a.sem.Release(1)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a.users--; a.users == 0 {
+		delete(g.addrs, addr)
 	}
 }

@@ -274,7 +274,7 @@ func TestOpenBreakerDoesNotQueue(t *testing.T) {
 		t.Fatalf("first failure: %v", err)
 	}
 	// Hold the only slot: the breaker still answers first.
-	if !c.gate.enter() {
+	if !c.gate.enter("") {
 		t.Fatal("the free slot was refused")
 	}
 	if _, err := c.Introspect(ctx, "b", ""); !errors.Is(err, ErrCircuitOpen) {
@@ -284,7 +284,7 @@ func TestOpenBreakerDoesNotQueue(t *testing.T) {
 	if _, err := c.Introspect(ctx, "c", ""); !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("probe without a slot: %v, want ErrOverloaded", err)
 	}
-	c.gate.leave()
+	c.gate.leave("")
 	f.set(normal)
 	if _, err := c.Introspect(ctx, "d", ""); !errors.Is(err, ErrInactive) {
 		t.Fatalf("the probe once a slot is free: %v, want the answer", err)
@@ -321,6 +321,90 @@ func TestLimitsConfig(t *testing.T) {
 		cfg.URL = "https://hydra/i"
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
+		}
+	}
+}
+
+// One address holds at most half the slots: its further calls wait for
+// one of its own (and are shed when that takes too long) while another
+// address's calls take the free slots at once. An address is forgotten
+// when it has no call left.
+func TestGateShareOfAddress(t *testing.T) {
+	g := newGate(4, 10, time.Millisecond)
+	for i := range 2 {
+		if !g.enter(flooder) {
+			t.Fatalf("the flooder's call %d within its share was refused", i)
+		}
+	}
+	if g.enter(flooder) {
+		t.Fatal("the flooder took a third of four slots")
+	}
+	for i := range 2 {
+		if !g.enter(other) {
+			t.Fatalf("the other address's call %d was refused", i)
+		}
+	}
+	if g.enter("") {
+		t.Fatal("a fifth call got one of four slots")
+	}
+	g.leave(flooder)
+	if !g.enter(flooder) {
+		t.Fatal("the flooder's call after one of its own left was refused")
+	}
+	for _, a := range []string{flooder, flooder, other, other} {
+		g.leave(a)
+	}
+	if len(g.addrs) != 0 || g.waiting.Load() != 0 {
+		t.Errorf("after every call left: %d addresses tracked, %d waiting; want none", len(g.addrs), g.waiting.Load())
+	}
+	for i := range 4 {
+		if !g.enter("") {
+			t.Fatalf("call %d without an address was refused", i)
+		}
+	}
+}
+
+// The same through the client: with the flooder's calls holding its share
+// of a slow server's slots, another address's new token is asked about at
+// once, and the flooder's next call waits for a slot of its own share.
+func TestFloodingAddressLeavesSlotsToOthers(t *testing.T) {
+	f := newFakeServer(t)
+	f.answer("others", activeAnswer())
+	f.set(slow)
+	f.arrived = make(chan struct{}, 8)
+	c, _ := newTestClient(t, f, Config{MaxConcurrent: 4, QueueTimeout: time.Hour})
+	results := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			_, err := c.Introspect(ctx, fmt.Sprint("junk-", i), flooder)
+			results <- err
+		}()
+	}
+	<-f.arrived
+	<-f.arrived
+	if !eventually(func() bool {
+		c.gate.mu.Lock()
+		defer c.gate.mu.Unlock()
+		return c.gate.addrs[flooder] != nil && c.gate.addrs[flooder].users == 3
+	}) {
+		t.Fatal("the flooder's third call is not waiting for its share")
+	}
+	theirs := make(chan error, 1)
+	go func() {
+		_, err := c.Introspect(ctx, "others", other)
+		theirs <- err
+	}()
+	<-f.arrived // asked about while the flooder's third call still waits
+	if n := f.calls.Load(); n != 3 {
+		t.Errorf("%d upstream calls, want the flooder's 2 and the other's 1", n)
+	}
+	f.unblock()
+	if err := <-theirs; err != nil {
+		t.Errorf("the other address's token: %v", err)
+	}
+	for range 3 {
+		if err := <-results; !errors.Is(err, ErrInactive) {
+			t.Errorf("a flooder's call: %v, want the answer in time", err)
 		}
 	}
 }

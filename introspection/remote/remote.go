@@ -284,7 +284,7 @@ func (c *Client) miss(ctx context.Context, token string, key [sha256.Size]byte, 
 			return introspection.Result{}, &introspection.ThrottledError{RetryAfter: wait}
 		}
 	}
-	ch := c.flights.DoChan(string(key[:]), func() (any, error) { return c.fetch(token, key) })
+	ch := c.flights.DoChan(string(key[:]), func() (any, error) { return c.fetch(token, key, addr) })
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -300,7 +300,7 @@ func (c *Client) miss(ctx context.Context, token string, key [sha256.Size]byte, 
 
 // fetch runs one call to the server for token, under the breaker, and
 // caches its verdict.
-func (c *Client) fetch(token string, key [sha256.Size]byte) (*entry, error) {
+func (c *Client) fetch(token string, key [sha256.Size]byte, addr string) (*entry, error) {
 	// The call before this one may have just filled the cache.
 	if e := c.cache.get(key, c.now()); e != nil {
 		return e, nil
@@ -312,10 +312,10 @@ func (c *Client) fetch(token string, key [sha256.Size]byte) (*entry, error) {
 	if wait, open := c.breaker.blocked(c.now()); open {
 		return nil, &introspection.UnavailableError{RetryAfter: wait, Err: ErrCircuitOpen}
 	}
-	if !c.gate.enter() {
+	if !c.gate.enter(addr) {
 		return nil, &introspection.UnavailableError{RetryAfter: overloadRetry, Err: ErrOverloaded}
 	}
-	defer c.gate.leave()
+	defer c.gate.leave(addr)
 	if wait, ok := c.breaker.allow(c.now()); !ok {
 		return nil, &introspection.UnavailableError{RetryAfter: wait, Err: ErrCircuitOpen}
 	}
