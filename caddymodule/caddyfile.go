@@ -299,7 +299,7 @@ func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //			cache_bytes <size>
 //			breaker_failures <n>
 //			breaker_cooldown <duration>
-//			max_concurrent <n>|off      # calls in flight to the server
+//			max_concurrent <n>|off      # calls in flight to the server (half for one address)
 //			queue_size <n>              # calls waiting for one of them
 //			queue_timeout <duration>    # how long they wait
 //			address_miss_rate <n>|off   # unknown tokens per second per client address

@@ -143,11 +143,12 @@ type Introspect struct {
 	BreakerFailures int            `json:"breaker_failures,omitempty"`
 	BreakerCooldown caddy.Duration `json:"breaker_cooldown,omitempty"`
 
-	// Calls in flight to the server at most (default 16; -1: no bound).
-	// A call that finds them all taken waits up to QueueTimeout (default
-	// 100ms) behind at most QueueSize others (default 64); otherwise its
-	// request gets 503 with Retry-After at once, without a call and
-	// without counting against the breaker.
+	// Calls in flight to the server at most (default 16; -1: no bound),
+	// and half of them at most for calls started by one client address.
+	// A call that finds no slot waits up to QueueTimeout (default 100ms),
+	// behind at most QueueSize others (default 64) for a global slot;
+	// otherwise its request gets 503 with Retry-After at once, without a
+	// call and without counting against the breaker.
 	MaxConcurrent int            `json:"max_concurrent,omitempty"`
 	QueueSize     int            `json:"queue_size,omitempty"`
 	QueueTimeout  caddy.Duration `json:"queue_timeout,omitempty"`

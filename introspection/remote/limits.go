@@ -17,8 +17,9 @@ import (
 // Two bounds keep a flood of unknown tokens from denying service to the
 // remote tokens of others: a budget of misses (tokens neither cached nor
 // already being asked about) per client address, and a global bound on
-// calls in flight with a short, bounded queue. Neither touches a token
-// already cached, and Gatehouse's own tokens never come here.
+// calls in flight, half of them at most for one address, with a short,
+// bounded queue. Neither touches a token already cached, and Gatehouse's
+// own tokens never come here.
 
 // ErrOverloaded is the cause of an UnavailableError when a call could not
 // get one of the MaxConcurrent slots within QueueTimeout, or the queue was

@@ -96,10 +96,11 @@ type Config struct {
 	BreakerFailures int
 	BreakerCooldown time.Duration
 	// MaxConcurrent bounds the calls in flight to the server (negative:
-	// no bound). A call that finds them all taken waits up to
-	// QueueTimeout, behind at most QueueSize others; if it still gets no
-	// slot, its requests fail with ErrOverloaded at once: no call is
-	// made, and it does not count against the breaker.
+	// no bound); calls started by one address hold at most half of them.
+	// A call that finds no slot waits up to QueueTimeout, behind at most
+	// QueueSize others for a global slot; if it still gets none, its
+	// requests fail with ErrOverloaded at once: no call is made, and it
+	// does not count against the breaker.
 	MaxConcurrent int
 	QueueSize     int
 	QueueTimeout  time.Duration
