@@ -76,8 +76,9 @@ func (a *addressBudget) take(addr string, now time.Time) (time.Duration, bool) {
 // calls wait for a global slot. A nil gate lets every call through.
 //
 // The share per address keeps one address's burst of misses from taking
-// every slot: its calls beyond the share wait for one of its own (they are
-// few: each spent a miss of its budget) while others' calls go ahead.
+// every slot: its calls beyond the share wait for one of its own (few,
+// while the budget per address is on: each spent a miss of it) while
+// others' calls go ahead.
 type gate struct {
 	slots   *semaphore.Weighted
 	queue   int64
