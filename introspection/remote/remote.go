@@ -281,6 +281,11 @@ func (c *Client) Introspect(ctx context.Context, token, addr string) (introspect
 // miss of addr's budget.
 func (c *Client) miss(ctx context.Context, token string, key [sha256.Size]byte, addr string) (introspection.Result, error) {
 	if _, out := c.inflight.Load(key); !out && c.budget != nil && addr != "" {
+		// A call that ended since the cache was asked has filled it (fetch
+		// caches before it stops counting as out): that is no miss.
+		if e := c.cache.get(key, c.now()); e != nil {
+			return e.result(token, c.now())
+		}
 		if wait, ok := c.budget.take(addr, c.now()); !ok {
 			return introspection.Result{}, &introspection.ThrottledError{RetryAfter: wait}
 		}
