@@ -321,6 +321,11 @@ func (s *Server) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 //			cache_bytes <size>
 //			breaker_failures <n>
 //			breaker_cooldown <duration>
+//			max_concurrent <n>|off      # calls in flight to the server (half for one address)
+//			queue_size <n>              # calls waiting for one of them
+//			queue_timeout <duration>    # how long they wait
+//			address_miss_rate <n>|off   # unknown tokens per second per client address
+//			address_miss_burst <n>
 //		}
 //		enrich local_wins|remote_wins|off
 //	}
@@ -429,7 +434,7 @@ func (in *Introspect) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &in.TokenTypeHint); err != nil {
 				return err
 			}
-		case "cache_ttl", "negative_ttl", "timeout", "breaker_cooldown":
+		case "cache_ttl", "negative_ttl", "timeout", "breaker_cooldown", "queue_timeout":
 			var s string
 			if err := oneArg(d, &s); err != nil {
 				return err
@@ -445,6 +450,8 @@ func (in *Introspect) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				in.NegativeTTL = caddy.Duration(dur)
 			case "timeout":
 				in.Timeout = caddy.Duration(dur)
+			case "queue_timeout":
+				in.QueueTimeout = caddy.Duration(dur)
 			default:
 				in.BreakerCooldown = caddy.Duration(dur)
 			}
@@ -454,20 +461,44 @@ func (in *Introspect) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			in.TrustedIssuers = append(in.TrustedIssuers, args...)
-		case "cache_entries", "breaker_failures":
+		case "cache_entries", "breaker_failures", "max_concurrent", "queue_size", "address_miss_burst":
 			var s string
 			if err := oneArg(d, &s); err != nil {
 				return err
 			}
 			n, err := strconv.Atoi(s)
-			if err != nil || n <= 0 {
+			switch {
+			case s == "off" && name == "max_concurrent":
+				n = -1
+			case err != nil || n <= 0:
 				return d.Errf("introspect: %s: want a positive number, got %q", name, s)
 			}
-			if name == "cache_entries" {
+			switch name {
+			case "cache_entries":
 				in.CacheEntries = n
-			} else {
+			case "breaker_failures":
 				in.BreakerFailures = n
+			case "max_concurrent":
+				in.MaxConcurrent = n
+			case "queue_size":
+				in.QueueSize = n
+			default:
+				in.AddressMissBurst = n
 			}
+		case "address_miss_rate":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			if s == "off" {
+				in.AddressMissRate = -1
+				break
+			}
+			r, err := strconv.ParseFloat(s, 64)
+			if err != nil || !(r > 0) || math.IsInf(r, 0) {
+				return d.Errf("introspect: address_miss_rate: want a positive number of misses per second, or off, got %q", s)
+			}
+			in.AddressMissRate = r
 		case "cache_bytes":
 			var s string
 			if err := oneArg(d, &s); err != nil {

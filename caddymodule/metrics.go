@@ -47,7 +47,7 @@ type requestMetrics struct {
 	introspect *prometheus.CounterVec // active: true or false
 
 	// Resolved once: the hot path only adds.
-	granted, anonymous, badRequest, unauthorized, forbidden, unavailable prometheus.Counter
+	granted, anonymous, badRequest, unauthorized, forbidden, unavailable, overloaded, throttled prometheus.Counter
 }
 
 func newRequestMetrics() *requestMetrics {
@@ -58,7 +58,7 @@ func newRequestMetrics() *requestMetrics {
 		}, []string{"outcome"}),
 		protect: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Name: "protected_requests_total",
-			Help: "Requests on gatehouse_protect routes by outcome: granted, anonymous, bad_request, unauthorized, forbidden, unavailable.",
+			Help: "Requests on gatehouse_protect routes by outcome: granted, anonymous, bad_request, unauthorized, forbidden, unavailable (503, the introspection server failing), overloaded (503, introspection calls at their limit), throttled (429, too many unknown tokens from the address).",
 		}, []string{"outcome"}),
 		introspect: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "gatehouse", Name: "introspection_requests_total",
@@ -71,6 +71,8 @@ func newRequestMetrics() *requestMetrics {
 	m.unauthorized = m.protect.WithLabelValues("unauthorized")
 	m.forbidden = m.protect.WithLabelValues("forbidden")
 	m.unavailable = m.protect.WithLabelValues("unavailable")
+	m.overloaded = m.protect.WithLabelValues("overloaded")
+	m.throttled = m.protect.WithLabelValues("throttled")
 	return m
 }
 

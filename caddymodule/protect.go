@@ -142,6 +142,26 @@ type Introspect struct {
 	// 10s).
 	BreakerFailures int            `json:"breaker_failures,omitempty"`
 	BreakerCooldown caddy.Duration `json:"breaker_cooldown,omitempty"`
+
+	// Calls in flight to the server at most (default 16; -1: no bound),
+	// and half of them at most for calls started by one client address.
+	// A call that finds no slot waits up to QueueTimeout (default 100ms),
+	// behind at most QueueSize others (default 64) for a global slot;
+	// otherwise its request gets 503 with Retry-After at once, without a
+	// call and without counting against the breaker.
+	MaxConcurrent int            `json:"max_concurrent,omitempty"`
+	QueueSize     int            `json:"queue_size,omitempty"`
+	QueueTimeout  caddy.Duration `json:"queue_timeout,omitempty"`
+
+	// Misses per second (tokens neither cached nor already being asked
+	// about) that one client address may cause (default 20; -1: no
+	// budget), in bursts of up to AddressMissBurst (default 40). Over it,
+	// further misses from that address get 429 with Retry-After, without
+	// a call; its tokens already cached keep working. The address is
+	// Caddy's client IP (trusted_proxies honoured), an IPv6 address
+	// standing for its /64.
+	AddressMissRate  float64 `json:"address_miss_rate,omitempty"`
+	AddressMissBurst int     `json:"address_miss_burst,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -218,20 +238,25 @@ func (p *Protect) introspector() (*remote.Client, error) {
 	in := p.Introspect
 	repl := caddy.NewReplacer()
 	cfg := remote.Config{
-		URL:             repl.ReplaceKnown(in.URL, ""),
-		ClientID:        repl.ReplaceKnown(in.ClientID, ""),
-		ClientSecret:    repl.ReplaceKnown(in.ClientSecret, ""),
-		AuthMethod:      in.AuthMethod,
-		Bearer:          repl.ReplaceKnown(in.Bearer, ""),
-		TokenTypeHint:   in.TokenTypeHint,
-		CacheTTL:        time.Duration(in.CacheTTL),
-		NegativeTTL:     time.Duration(in.NegativeTTL),
-		Timeout:         time.Duration(in.Timeout),
-		TrustedIssuers:  in.TrustedIssuers,
-		CacheEntries:    in.CacheEntries,
-		CacheBytes:      in.CacheBytes,
-		BreakerFailures: in.BreakerFailures,
-		BreakerCooldown: time.Duration(in.BreakerCooldown),
+		URL:              repl.ReplaceKnown(in.URL, ""),
+		ClientID:         repl.ReplaceKnown(in.ClientID, ""),
+		ClientSecret:     repl.ReplaceKnown(in.ClientSecret, ""),
+		AuthMethod:       in.AuthMethod,
+		Bearer:           repl.ReplaceKnown(in.Bearer, ""),
+		TokenTypeHint:    in.TokenTypeHint,
+		CacheTTL:         time.Duration(in.CacheTTL),
+		NegativeTTL:      time.Duration(in.NegativeTTL),
+		Timeout:          time.Duration(in.Timeout),
+		TrustedIssuers:   in.TrustedIssuers,
+		CacheEntries:     in.CacheEntries,
+		CacheBytes:       in.CacheBytes,
+		BreakerFailures:  in.BreakerFailures,
+		BreakerCooldown:  time.Duration(in.BreakerCooldown),
+		MaxConcurrent:    in.MaxConcurrent,
+		QueueSize:        in.QueueSize,
+		QueueTimeout:     time.Duration(in.QueueTimeout),
+		AddressMissRate:  in.AddressMissRate,
+		AddressMissBurst: in.AddressMissBurst,
 	}
 	for _, v := range [][2]string{{in.URL, cfg.URL}, {in.ClientID, cfg.ClientID}, {in.ClientSecret, cfg.ClientSecret}, {in.Bearer, cfg.Bearer}} {
 		if v[0] != "" && v[1] == "" {
@@ -313,8 +338,13 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	// 3.–5. The token checked in memory, the route policy applied on every
-	// request, the identity JWT signed only on a cache miss.
-	g, err := p.route.Authorize(r.Context(), tok)
+	// request, the identity JWT signed only on a cache miss. A token
+	// checked remotely is charged to the client's address.
+	var from fmt.Stringer
+	if p.Introspect != nil {
+		from = (*requestAddr)(r)
+	}
+	g, err := p.route.AuthorizeFrom(r.Context(), tok, from)
 	if err != nil {
 		var se *introspection.ScopeError
 		if errors.As(err, &se) {
@@ -325,6 +355,9 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		if errors.Is(err, introspection.ErrUnavailable) {
 			return p.unavailable(w, r, err)
+		}
+		if errors.Is(err, introspection.ErrThrottled) {
+			return p.throttled(w, r, err)
 		}
 		if errors.Is(err, introspection.ErrInvalidToken) {
 			return p.refuse(w, r, http.StatusUnauthorized, invalidTokenChallenge, "invalid_token", err)
@@ -347,6 +380,12 @@ func (p *Protect) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 var errMultipleTokens = errors.New("token sent more than once")
+
+// requestAddr names the client address of a request (clientAddr), worked
+// out only when asked: only a token checked remotely needs it.
+type requestAddr http.Request
+
+func (r *requestAddr) String() string { return clientAddr((*http.Request)(r)) }
 
 // hasQueryToken reports an RFC 6750 §2.3 access_token query parameter,
 // parsing the query only when it could hold one.
@@ -380,18 +419,40 @@ func (p *Protect) refuse(w http.ResponseWriter, r *http.Request, status int, cha
 // the client should retry with the same token, not fetch a new one, so
 // this is not a 401.
 func (p *Protect) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
-	p.metrics.unavailable.Inc()
-	retry := time.Second
-	if ue := (*introspection.UnavailableError)(nil); errors.As(err, &ue) && ue.RetryAfter > retry {
+	if errors.Is(err, remote.ErrOverloaded) {
+		p.metrics.overloaded.Inc()
+	} else {
+		p.metrics.unavailable.Inc()
+	}
+	var retry time.Duration
+	if ue := (*introspection.UnavailableError)(nil); errors.As(err, &ue) {
 		retry = ue.RetryAfter
 	}
+	return p.retryLater(w, r, http.StatusServiceUnavailable, retry, err)
+}
+
+// throttled answers a new token from an address over its budget of
+// unknown tokens with 429 and Retry-After: the remote server was not
+// asked, and the same token may well be good later.
+func (p *Protect) throttled(w http.ResponseWriter, r *http.Request, err error) error {
+	p.metrics.throttled.Inc()
+	var retry time.Duration
+	if te := (*introspection.ThrottledError)(nil); errors.As(err, &te) {
+		retry = te.RetryAfter
+	}
+	return p.retryLater(w, r, http.StatusTooManyRequests, retry, err)
+}
+
+// retryLater answers status with a Retry-After of at least a second.
+func (p *Protect) retryLater(w http.ResponseWriter, r *http.Request, status int, retry time.Duration, err error) error {
+	retry = max(retry, time.Second)
 	if ce := p.logger.Check(zapcore.DebugLevel, "request refused"); ce != nil {
-		ce.Write(zap.Int("status", http.StatusServiceUnavailable), zap.String("reason", err.Error()))
+		ce.Write(zap.Int("status", status), zap.String("reason", err.Error()))
 	}
 	h := w.Header()
 	h.Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
 	h.Set("Cache-Control", "no-store")
-	return answer(w, r, http.StatusServiceUnavailable, "temporarily_unavailable")
+	return answer(w, r, status, "temporarily_unavailable")
 }
 
 // refusal is the error of a refused request, inside the

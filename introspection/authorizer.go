@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 )
 
@@ -51,9 +52,11 @@ type Introspector interface {
 	// Claims, Issuer and Remote (including Until) set and Client nil. A
 	// token that is good for no request is an error wrapping
 	// ErrInvalidToken; a server that cannot answer, one wrapping
-	// ErrUnavailable. It must honour ctx and return within its own
-	// timeout, and it must never log the token.
-	Introspect(ctx context.Context, token string) (Result, error)
+	// ErrUnavailable; one left unchecked because addr, the client's
+	// address, has presented too many unknown tokens lately, one wrapping
+	// ErrThrottled. It must honour ctx and return within its own timeout,
+	// and it must never log the token.
+	Introspect(ctx context.Context, token, addr string) (Result, error)
 }
 
 // Authorizer returns the authorizer of a protected route with the given
@@ -76,8 +79,18 @@ func (a *Authority) Authorizer(cfg AuthorizerConfig) *Authorizer {
 // Authorize checks token for this route: valid (else the token error, or
 // ErrUnavailable when a remote server cannot answer), then the route
 // policy on every request, cached or not (else ErrInsufficientScope). It
-// signs an identity JWT only on a cache miss.
+// signs an identity JWT only on a cache miss. It is AuthorizeFrom
+// without a client address.
 func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Identity, error) {
+	return rt.AuthorizeFrom(ctx, token, nil)
+}
+
+// AuthorizeFrom is Authorize for a request from the client address that
+// from names, which a token checked remotely is charged to (see
+// Introspector). from is asked only when the remote server must be
+// consulted, so working the address out costs cached requests nothing;
+// nil: no address.
+func (rt *Authorizer) AuthorizeFrom(ctx context.Context, token string, from fmt.Stringer) (*Identity, error) {
 	now := rt.auth.now().Unix()
 	if g := rt.cache.get(token); g != nil && g.Result.Remote == nil && now < g.refreshAt && rt.current(g) {
 		return rt.admit(g)
@@ -88,7 +101,7 @@ func (rt *Authorizer) Authorize(ctx context.Context, token string) (*Identity, e
 			return rt.admit(g)
 		}
 		if !rt.owns(token) {
-			return rt.authorizeRemote(ctx, token, key, now)
+			return rt.authorizeRemote(ctx, token, key, from, now)
 		}
 	}
 	res, err := rt.auth.Check(token)
@@ -111,8 +124,12 @@ func (rt *Authorizer) admit(g *Identity) (*Identity, error) {
 
 // authorizeRemote has the remote server check token, enriches the result
 // and applies the policy.
-func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, now int64) (*Identity, error) {
-	res, err := rt.remote.Introspect(ctx, token)
+func (rt *Authorizer) authorizeRemote(ctx context.Context, token, key string, from fmt.Stringer, now int64) (*Identity, error) {
+	var addr string
+	if from != nil {
+		addr = from.String()
+	}
+	res, err := rt.remote.Introspect(ctx, token, addr)
 	if err != nil {
 		return nil, err
 	}

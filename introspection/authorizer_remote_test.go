@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
@@ -24,17 +25,19 @@ type fakeIntrospector struct {
 	mu      sync.Mutex
 	calls   int
 	answers map[string]Result
-	err     error // if set, every call fails with it
+	err     error  // if set, every call fails with it
+	addr    string // of the last call
 }
 
 func newFakeIntrospector() *fakeIntrospector {
 	return &fakeIntrospector{answers: map[string]Result{}}
 }
 
-func (f *fakeIntrospector) Introspect(_ context.Context, token string) (Result, error) {
+func (f *fakeIntrospector) Introspect(_ context.Context, token, addr string) (Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	f.addr = addr
 	if f.err != nil {
 		return Result{}, f.err
 	}
@@ -443,6 +446,15 @@ func TestRemoteErrorsPassThrough(t *testing.T) {
 	var ue *UnavailableError
 	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &ue) || ue.RetryAfter != 3*time.Second || errors.Is(err, ErrInvalidToken) {
 		t.Errorf("remote outage: %v, want the UnavailableError (and not an invalid token)", err)
+	}
+	fi.err = &ThrottledError{RetryAfter: 2 * time.Second}
+	_, err = rt.AuthorizeFrom(context.Background(), "ory_at_y", netip.MustParseAddr("203.0.113.7"))
+	var te *ThrottledError
+	if !errors.Is(err, ErrThrottled) || !errors.As(err, &te) || te.RetryAfter != 2*time.Second || errors.Is(err, ErrUnavailable) {
+		t.Errorf("address over its budget: %v, want the ThrottledError", err)
+	}
+	if fi.addr != "203.0.113.7" {
+		t.Errorf("the introspector got address %q, want the caller's", fi.addr)
 	}
 }
 

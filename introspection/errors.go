@@ -41,3 +41,18 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnavailable) hold.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// ErrThrottled is a token left unchecked because its sender has lately
+// presented more unknown tokens than its budget allows: the remote server
+// was not asked (HTTP 429). Tokens already checked keep working.
+var ErrThrottled = errors.New("too many unknown tokens from this address")
+
+// ThrottledError is ErrThrottled with when to retry.
+type ThrottledError struct {
+	RetryAfter time.Duration
+}
+
+func (e *ThrottledError) Error() string { return ErrThrottled.Error() }
+
+// Is makes errors.Is(err, ErrThrottled) hold.
+func (e *ThrottledError) Is(target error) bool { return target == ErrThrottled }

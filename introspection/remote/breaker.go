@@ -39,6 +39,22 @@ func (b *breaker) allow(now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
+// blocked reports, changing nothing, whether allow would refuse a call
+// now, and how long until one might go out.
+func (b *breaker) blocked(now time.Time) (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.openUntil.IsZero():
+		return 0, false
+	case now.Before(b.openUntil):
+		return b.openUntil.Sub(now), true
+	case b.probing:
+		return probeRetry, true
+	}
+	return 0, false
+}
+
 // success records a call answered; it reports whether that closed an
 // open breaker.
 func (b *breaker) success() (closed bool) {

@@ -44,7 +44,7 @@ func TestNoLeakUnderSustainedFailure(t *testing.T) {
 			}
 			c, clk := newTestClient(t, f, cfg)
 			for i := range requests {
-				if _, err := c.Introspect(ctx, fmt.Sprint("tok-", i)); !errors.Is(err, introspection.ErrUnavailable) {
+				if _, err := c.Introspect(ctx, fmt.Sprint("tok-", i), ""); !errors.Is(err, introspection.ErrUnavailable) {
 					t.Fatalf("request %d: %v, want ErrUnavailable", i, err)
 				}
 				if i%50 == 49 {

@@ -4,8 +4,11 @@
 // backends its own identity JWT. It owns the HTTP client (keep-alive, TLS
 // verified, bounded responses, per-call timeout), a cache keyed by the
 // token's SHA-256 and bounded in entries and bytes, single-flight calls
-// per token, and a circuit breaker. It implements
-// introspection.Introspector and knows nothing of Caddy.
+// per token, a circuit breaker, and the bounds that keep a flood of
+// unknown tokens from one source from denying service to others: a
+// budget of misses per client address and a global bound on calls in
+// flight. It implements introspection.Introspector and knows nothing of
+// Caddy: callers pass the client's address in.
 package remote
 
 import (
@@ -17,10 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehousehq/gatehouse/introspection"
@@ -37,7 +42,19 @@ const (
 	DefaultCacheBytes      = 16 << 20
 	DefaultBreakerFailures = 5
 	DefaultBreakerCooldown = 10 * time.Second
+	DefaultMaxConcurrent   = 16
+	DefaultQueueSize       = 64
+	DefaultQueueTimeout    = 100 * time.Millisecond
+	DefaultAddressMissRate = 20 // misses per second
+	DefaultAddressBurst    = 40
 )
+
+// AddressEntries is how many client addresses the miss budget tracks at
+// most; when it is full, otter's W-TinyLFU keeps the busiest.
+const AddressEntries = 100_000
+
+// overloadRetry is the Retry-After hint of a call shed by MaxConcurrent.
+const overloadRetry = time.Second
 
 // MaxResponseBytes bounds an introspection response body; a larger one is
 // a broken server, not a token verdict.
@@ -78,6 +95,23 @@ type Config struct {
 	// no call for BreakerCooldown, then one probe call decides.
 	BreakerFailures int
 	BreakerCooldown time.Duration
+	// MaxConcurrent bounds the calls in flight to the server (negative:
+	// no bound); calls started by one address hold at most half of them.
+	// A call that finds no slot waits up to QueueTimeout, behind at most
+	// QueueSize others for a global slot; if it still gets none, its
+	// requests fail with ErrOverloaded at once: no call is made, and it
+	// does not count against the breaker.
+	MaxConcurrent int
+	QueueSize     int
+	QueueTimeout  time.Duration
+	// AddressMissRate is how many misses per second (tokens neither
+	// cached nor being asked about already) one client address may
+	// cause, in bursts of up to AddressMissBurst (negative rate: no
+	// budget). Over it, a miss fails with an
+	// *introspection.ThrottledError without a call; cached tokens are
+	// not affected.
+	AddressMissRate  float64
+	AddressMissBurst int
 	// RootCAs verifies the server's certificate; nil: the system roots.
 	RootCAs *x509.CertPool
 	// Logger receives upstream failures and breaker changes, never a
@@ -115,6 +149,9 @@ type Client struct {
 	cache     *cache
 	flights   singleflight.Group
 	breaker   breaker
+	gate      *gate          // nil: no bound on calls in flight
+	budget    *addressBudget // nil: no budget per address
+	inflight  sync.Map       // [sha256.Size]byte → struct{}: calls out now
 	logger    *zap.Logger
 	now       func() time.Time
 }
@@ -152,7 +189,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("introspection: unknown auth method %q (want %s or %s)", cfg.AuthMethod, AuthClientSecretBasic, AuthClientSecretPost)
 	}
 	if cfg.CacheTTL < 0 || cfg.NegativeTTL < 0 || cfg.Timeout < 0 || cfg.CacheEntries < 0 || cfg.CacheBytes < 0 ||
-		cfg.BreakerFailures < 0 || cfg.BreakerCooldown < 0 {
+		cfg.BreakerFailures < 0 || cfg.BreakerCooldown < 0 || cfg.QueueSize < 0 || cfg.QueueTimeout < 0 || cfg.AddressMissBurst < 0 {
 		return nil, errors.New("introspection: durations and sizes must not be negative")
 	}
 	cfg.CacheTTL = orDefault(cfg.CacheTTL, DefaultCacheTTL)
@@ -162,6 +199,16 @@ func New(cfg Config) (*Client, error) {
 	cfg.CacheBytes = orDefault(cfg.CacheBytes, DefaultCacheBytes)
 	cfg.BreakerFailures = orDefault(cfg.BreakerFailures, DefaultBreakerFailures)
 	cfg.BreakerCooldown = orDefault(cfg.BreakerCooldown, DefaultBreakerCooldown)
+	cfg.MaxConcurrent = orDefault(cfg.MaxConcurrent, DefaultMaxConcurrent)
+	cfg.QueueSize = orDefault(cfg.QueueSize, DefaultQueueSize)
+	cfg.QueueTimeout = orDefault(cfg.QueueTimeout, DefaultQueueTimeout)
+	if math.IsNaN(cfg.AddressMissRate) || math.IsInf(cfg.AddressMissRate, 0) {
+		return nil, errors.New("introspection: the miss rate per address must be a number")
+	}
+	if cfg.AddressMissRate == 0 {
+		cfg.AddressMissRate = DefaultAddressMissRate
+	}
+	cfg.AddressMissBurst = orDefault(cfg.AddressMissBurst, DefaultAddressBurst)
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -171,6 +218,8 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, url: u.String(), logURL: logURL, logger: cfg.Logger, now: time.Now}
 	c.cache = newCache(cfg.CacheEntries, cfg.CacheBytes, func() time.Time { return c.now() })
 	c.breaker = breaker{threshold: cfg.BreakerFailures, cooldown: cfg.BreakerCooldown}
+	c.gate = newGate(cfg.MaxConcurrent, cfg.QueueSize, cfg.QueueTimeout)
+	c.budget = newAddressBudget(cfg.AddressMissRate, cfg.AddressMissBurst, AddressEntries, func() time.Time { return c.now() })
 	switch {
 	case cfg.Bearer != "":
 		c.authz = "Bearer " + cfg.Bearer
@@ -215,18 +264,33 @@ func (c *Client) Close() {
 
 // Introspect implements introspection.Introspector: it answers from the
 // cache, or asks the server, one call per token at a time however many
-// requests present it.
-func (c *Client) Introspect(ctx context.Context, token string) (introspection.Result, error) {
+// requests present it. addr is the client's address (an IPv6 address best
+// stands for its /64): a token that is neither cached nor already being
+// asked about spends one miss of its budget. An empty addr has no budget;
+// the bound on calls in flight still applies.
+func (c *Client) Introspect(ctx context.Context, token, addr string) (introspection.Result, error) {
 	key := sha256.Sum256([]byte(token))
 	if e := c.cache.get(key, c.now()); e != nil {
 		return e.result(token, c.now())
 	}
-	return c.miss(ctx, token, key)
+	return c.miss(ctx, token, key, addr)
 }
 
-// miss joins or starts the one call for this token.
-func (c *Client) miss(ctx context.Context, token string, key [sha256.Size]byte) (introspection.Result, error) {
-	ch := c.flights.DoChan(string(key[:]), func() (any, error) { return c.fetch(token, key) })
+// miss joins or starts the one call for this token. Joining a call
+// already out costs the server nothing, so only starting one spends a
+// miss of addr's budget.
+func (c *Client) miss(ctx context.Context, token string, key [sha256.Size]byte, addr string) (introspection.Result, error) {
+	if _, out := c.inflight.Load(key); !out && c.budget != nil && addr != "" {
+		// A call that ended since the cache was asked has filled it (fetch
+		// caches before it stops counting as out): that is no miss.
+		if e := c.cache.get(key, c.now()); e != nil {
+			return e.result(token, c.now())
+		}
+		if wait, ok := c.budget.take(addr, c.now()); !ok {
+			return introspection.Result{}, &introspection.ThrottledError{RetryAfter: wait}
+		}
+	}
+	ch := c.flights.DoChan(string(key[:]), func() (any, error) { return c.fetch(token, key, addr) })
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -242,11 +306,22 @@ func (c *Client) miss(ctx context.Context, token string, key [sha256.Size]byte) 
 
 // fetch runs one call to the server for token, under the breaker, and
 // caches its verdict.
-func (c *Client) fetch(token string, key [sha256.Size]byte) (*entry, error) {
+func (c *Client) fetch(token string, key [sha256.Size]byte, addr string) (*entry, error) {
 	// The call before this one may have just filled the cache.
 	if e := c.cache.get(key, c.now()); e != nil {
 		return e, nil
 	}
+	c.inflight.Store(key, struct{}{})
+	defer c.inflight.Delete(key)
+	// An open breaker answers before a slot is waited for; the slot
+	// before allow, which may make this call the probe.
+	if wait, open := c.breaker.blocked(c.now()); open {
+		return nil, &introspection.UnavailableError{RetryAfter: wait, Err: ErrCircuitOpen}
+	}
+	if !c.gate.enter(addr) {
+		return nil, &introspection.UnavailableError{RetryAfter: overloadRetry, Err: ErrOverloaded}
+	}
+	defer c.gate.leave(addr)
 	if wait, ok := c.breaker.allow(c.now()); !ok {
 		return nil, &introspection.UnavailableError{RetryAfter: wait, Err: ErrCircuitOpen}
 	}

@@ -31,7 +31,7 @@ func TestIntrospectActive(t *testing.T) {
 	f.answer("tok-1", ans)
 	c, _ := newTestClient(t, f, Config{CacheTTL: 30 * time.Second})
 
-	res, err := c.Introspect(ctx, "tok-1")
+	res, err := c.Introspect(ctx, "tok-1", "")
 	if err != nil {
 		t.Fatalf("Introspect: %v", err)
 	}
@@ -80,7 +80,7 @@ func TestRequestAndCallerAuthentication(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeServer(t)
 			c, _ := newTestClient(t, f, tc.cfg)
-			if _, err := c.Introspect(ctx, "t"); !errors.Is(err, ErrInactive) {
+			if _, err := c.Introspect(ctx, "t", ""); !errors.Is(err, ErrInactive) {
 				t.Fatalf("Introspect of an unknown token: %v, want ErrInactive", err)
 			}
 			auth, form := f.lastRequest()
@@ -162,7 +162,7 @@ func TestRefusedAnswers(t *testing.T) {
 			f.answer("tok", tc.answer)
 			c, clk := newTestClient(t, f, Config{NegativeTTL: 5 * time.Second})
 			for i := range 2 {
-				_, err := c.Introspect(ctx, "tok")
+				_, err := c.Introspect(ctx, "tok", "")
 				if !errors.Is(err, tc.want) || !errors.Is(err, introspection.ErrInvalidToken) {
 					t.Fatalf("call %d: %v, want %v (an invalid token)", i, err, tc.want)
 				}
@@ -174,7 +174,7 @@ func TestRefusedAnswers(t *testing.T) {
 				t.Errorf("%d upstream calls for two requests within negative_ttl, want 1", n)
 			}
 			clk.Advance(5 * time.Second)
-			c.Introspect(ctx, "tok")
+			c.Introspect(ctx, "tok", "")
 			if n := f.calls.Load(); n != 2 {
 				t.Errorf("%d upstream calls after negative_ttl passed, want 2", n)
 			}
@@ -190,7 +190,7 @@ func TestNoTrustedIssuersAcceptsAnyIssuer(t *testing.T) {
 	delete(a, "iss")
 	f.answer("tok", a)
 	c, _ := newTestClient(t, f, Config{TrustedIssuers: []string{}})
-	if _, err := c.Introspect(ctx, "tok"); err != nil {
+	if _, err := c.Introspect(ctx, "tok", ""); err != nil {
 		t.Fatalf("Introspect without trusted_issuers: %v", err)
 	}
 }
@@ -210,14 +210,14 @@ func TestLenientAnswers(t *testing.T) {
 	f.answer("user", b)
 	c, _ := newTestClient(t, f, Config{CacheTTL: 30 * time.Second})
 
-	r, err := c.Introspect(ctx, "float")
+	r, err := c.Introspect(ctx, "float", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(r.Claims.Audience, []string{"https://api.example.com"}) || r.Claims.ExpiresAt != t0.Add(time.Hour).Unix() {
 		t.Errorf("aud %q exp %d, want the string as a one-element list and the date truncated", r.Claims.Audience, r.Claims.ExpiresAt)
 	}
-	r, err = c.Introspect(ctx, "user")
+	r, err = c.Introspect(ctx, "user", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestCacheTTLBoundByExp(t *testing.T) {
 			a["exp"] = t0.Add(tc.expIn).Unix()
 			f.answer("tok", a)
 			c, clk := newTestClient(t, f, Config{CacheTTL: tc.cacheTTL})
-			r, err := c.Introspect(ctx, "tok")
+			r, err := c.Introspect(ctx, "tok", "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -254,14 +254,14 @@ func TestCacheTTLBoundByExp(t *testing.T) {
 				t.Errorf("Until = %v, want min(exp, now+cache_ttl) = %v", r.Remote.Until, want)
 			}
 			clk.Advance(tc.lastHit)
-			if _, err := c.Introspect(ctx, "tok"); err != nil {
+			if _, err := c.Introspect(ctx, "tok", ""); err != nil {
 				t.Fatalf("at +%v: %v, want the cached answer", tc.lastHit, err)
 			}
 			if n := f.calls.Load(); n != 1 {
 				t.Fatalf("%d upstream calls by +%v, want 1 (cached)", n, tc.lastHit)
 			}
 			clk.Advance(time.Second)
-			_, err = c.Introspect(ctx, "tok")
+			_, err = c.Introspect(ctx, "tok", "")
 			if tc.expired && !errors.Is(err, introspection.ErrExpired) {
 				t.Errorf("at exp: %v, want ErrExpired", err)
 			}
@@ -303,7 +303,7 @@ func TestSingleflight(t *testing.T) {
 		go func() {
 			defer done.Done()
 			started.Done()
-			r, err := c.Introspect(ctx, "tok")
+			r, err := c.Introspect(ctx, "tok", "")
 			if err == nil && r.ClientID() != "svc" {
 				err = errors.New("wrong result " + r.ClientID())
 			}
@@ -334,7 +334,7 @@ func TestCallerCancellationDoesNotCancelTheCall(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	gaveUp := make(chan error)
 	go func() {
-		_, err := c.Introspect(cctx, "tok")
+		_, err := c.Introspect(cctx, "tok", "")
 		gaveUp <- err
 	}()
 	<-f.arrived
@@ -344,7 +344,7 @@ func TestCallerCancellationDoesNotCancelTheCall(t *testing.T) {
 	}
 	other := make(chan error)
 	go func() {
-		_, err := c.Introspect(ctx, "tok")
+		_, err := c.Introspect(ctx, "tok", "")
 		other <- err
 	}()
 	f.unblock()
@@ -384,7 +384,7 @@ func TestFailClosed(t *testing.T) {
 			f.set(tc.mode)
 			c, _ := newTestClient(t, f, Config{URL: tc.url, Timeout: timeout, BreakerFailures: 100})
 			start := time.Now()
-			_, err := c.Introspect(ctx, "tok")
+			_, err := c.Introspect(ctx, "tok", "")
 			elapsed := time.Since(start)
 			var ue *introspection.UnavailableError
 			if !errors.As(err, &ue) || errors.Is(err, introspection.ErrInvalidToken) {
@@ -404,7 +404,7 @@ func TestFailClosed(t *testing.T) {
 				// next request is answered.
 				f.set(normal)
 				f.unblock()
-				if _, err := c.Introspect(ctx, "tok"); err != nil {
+				if _, err := c.Introspect(ctx, "tok", ""); err != nil {
 					t.Errorf("after the server recovered: %v", err)
 				}
 			}
@@ -418,12 +418,12 @@ func TestTLSVerifiedByDefault(t *testing.T) {
 	f := newFakeServer(t)
 	tlsSrv := newTLSFake(t, f)
 	c, _ := newTestClient(t, f, Config{URL: tlsSrv.URL + "/oauth2/introspect", BreakerFailures: 100})
-	if _, err := c.Introspect(ctx, "tok"); !errors.Is(err, introspection.ErrUnavailable) {
+	if _, err := c.Introspect(ctx, "tok", ""); !errors.Is(err, introspection.ErrUnavailable) {
 		t.Fatalf("untrusted certificate: %v, want ErrUnavailable", err)
 	}
 	f.answer("tok", activeAnswer())
 	trusted, _ := newTestClient(t, f, Config{URL: tlsSrv.URL + "/oauth2/introspect", RootCAs: rootsOf(tlsSrv)})
-	if _, err := trusted.Introspect(ctx, "tok"); err != nil {
+	if _, err := trusted.Introspect(ctx, "tok", ""); err != nil {
 		t.Fatalf("trusted certificate: %v", err)
 	}
 }
@@ -437,12 +437,12 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	f.set(status500)
 	c, clk := newTestClient(t, f, Config{BreakerFailures: 3, BreakerCooldown: 10 * time.Second})
 	for i := range 3 {
-		if _, err := c.Introspect(ctx, "tok"); errors.Is(err, ErrCircuitOpen) || !errors.Is(err, introspection.ErrUnavailable) {
+		if _, err := c.Introspect(ctx, "tok", ""); errors.Is(err, ErrCircuitOpen) || !errors.Is(err, introspection.ErrUnavailable) {
 			t.Fatalf("failure %d: %v, want an upstream failure", i, err)
 		}
 	}
 	for i := range 5 {
-		_, err := c.Introspect(ctx, "tok")
+		_, err := c.Introspect(ctx, "tok", "")
 		var ue *introspection.UnavailableError
 		if !errors.Is(err, ErrCircuitOpen) || !errors.As(err, &ue) {
 			t.Fatalf("request %d with the breaker open: %v, want ErrCircuitOpen", i, err)
@@ -457,8 +457,8 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 
 	// Cool-down over, still failing: the one probe fails and reopens it.
 	clk.Advance(10 * time.Second)
-	c.Introspect(ctx, "tok")
-	if _, err := c.Introspect(ctx, "tok"); !errors.Is(err, ErrCircuitOpen) {
+	c.Introspect(ctx, "tok", "")
+	if _, err := c.Introspect(ctx, "tok", ""); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("after a failed probe: %v, want the breaker open again", err)
 	}
 	if n := f.calls.Load(); n != 4 {
@@ -469,7 +469,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	f.set(normal)
 	clk.Advance(10 * time.Second)
 	for i := range 3 {
-		if _, err := c.Introspect(ctx, "tok"); err != nil {
+		if _, err := c.Introspect(ctx, "tok", ""); err != nil {
 			t.Fatalf("request %d after recovery: %v", i, err)
 		}
 	}
@@ -565,7 +565,7 @@ func TestCacheKeepsNoToken(t *testing.T) {
 	f := newFakeServer(t)
 	f.answer("secret-token-value", activeAnswer())
 	c, _ := newTestClient(t, f, Config{})
-	if _, err := c.Introspect(ctx, "secret-token-value"); err != nil {
+	if _, err := c.Introspect(ctx, "secret-token-value", ""); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
@@ -591,8 +591,8 @@ func TestLogsHoldNoTokenOrSecret(t *testing.T) {
 		Timeout: 100 * time.Millisecond, BreakerFailures: 3, Logger: zap.New(core)})
 	for i, mode := range []behaviour{normal, status500, garbage, slow, huge, normal} {
 		f.set(mode)
-		c.Introspect(ctx, token)
-		c.Introspect(ctx, fmt.Sprint(token, i))
+		c.Introspect(ctx, token, "")
+		c.Introspect(ctx, fmt.Sprint(token, i), "")
 	}
 	if logs.Len() == 0 {
 		t.Fatal("no logs: the failures must be logged")
