@@ -8,7 +8,9 @@
 //   - its implementations: BoltStore, one bbolt file for one process, and
 //     EtcdStore, shared by the nodes of a cluster;
 //   - the record codec both stores write, and the backup format, a bbolt
-//     file whatever the backend, with Restore into any store;
+//     file whatever the backend, with Restore into any store; in that
+//     format, the local snapshot an etcd node keeps so that it can start
+//     while etcd is unreachable;
 //   - the in-memory Cache the hot path reads clients from, and the Sync
 //     that keeps it current with the store (through a watch on etcd);
 //   - reading Ory Hydra's client exports for import, and RFC 7396 merge
