@@ -265,6 +265,11 @@ func TestPrivateKeyJWTEndToEnd(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				resp, m := post(t, tc.form, tc.authz, tc.query)
 				expect(t, resp, m, tc.status, tc.code)
+				// RFC 6749 §5.2: the challenge names the scheme the client
+				// used; an assertion in the body gets none.
+				if got := resp.Header.Get("WWW-Authenticate"); tc.status == 401 && tc.authz == "" && got != "" {
+					t.Errorf("401 for an assertion with WWW-Authenticate %q, want none", got)
+				}
 				if _, ok := m["access_token"]; ok {
 					t.Fatal("a refused request got an access token")
 				}

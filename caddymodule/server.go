@@ -252,7 +252,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if oerr != nil {
 		s.app.state.metrics.tokens.WithLabelValues(oerr.Code).Inc()
 		s.logRefusal("token refused", client, oerr, r)
-		s.writeError(w, oerr)
+		s.writeError(w, r, form, oerr)
 		return
 	}
 	s.app.state.metrics.tokens.WithLabelValues("issued").Inc()
@@ -281,13 +281,19 @@ func (s *Server) shed(w http.ResponseWriter) {
 	writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many token requests at once; retry shortly")
 }
 
-// writeError writes an OAuth error response; a failed client
-// authentication carries a Basic challenge (RFC 6749 §5.2), a refusal by the
-// brute-force limiter a Retry-After.
-func (s *Server) writeError(w http.ResponseWriter, oerr *oauthError) {
+// writeError writes an OAuth error response to r, whose form is form; a refusal by the
+// brute-force limiter carries a Retry-After. A failed client
+// authentication (401 invalid_client) carries a Basic challenge when the
+// client authenticated with the Authorization header, as RFC 6749 §5.2
+// requires, or did not authenticate at all (an invitation to); not when it
+// sent its credentials in the body (client_secret_post, private_key_jwt),
+// where a challenge for another scheme would mislead it.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, form url.Values, oerr *oauthError) {
 	switch oerr.status {
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse", charset="UTF-8"`)
+		if len(r.Header.Values("Authorization")) > 0 || !clientauth.HasBodyCredentials(form) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="gatehouse", charset="UTF-8"`)
+		}
 	case http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(oerr.retryAfter.Seconds())))))
 	}
@@ -307,7 +313,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	if oerr != nil {
 		s.logRefusal("introspection refused", caller, oerr, r)
-		s.writeError(w, oerr)
+		s.writeError(w, r, form, oerr)
 		return
 	}
 	resp := introspection.Response{Active: false}
@@ -372,7 +378,7 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if oerr != nil {
 		s.logRefusal("revocation refused", client, oerr, r)
-		s.writeError(w, oerr)
+		s.writeError(w, r, form, oerr)
 		return
 	}
 	if err := s.app.auth.Revoke(r.Context(), client, form.Get("token")); err != nil {

@@ -79,6 +79,9 @@ func TestTokenEndpoint(t *testing.T) {
 		errCode     string            // RFC 6749 §5.2 error; "" on success
 		headers     map[string]string // header → expected prefix
 		check       func(t *testing.T, m map[string]any)
+		// bodyCredentials: the request authenticates in the body only
+		// (client_secret_post, private_key_jwt).
+		bodyCredentials bool
 	}{
 		{
 			name: "client_secret_basic success (RFC 6749 §4.4.3, §5.1)", authz: basicOK, body: cc,
@@ -179,7 +182,12 @@ func TestTokenEndpoint(t *testing.T) {
 		{
 			name: "client_secret_post for a client registered for client_secret_basic", body: cc +
 				"&client_id=" + url.QueryEscape(basic.ClientID) + "&client_secret=" + url.QueryEscape(basic.ClientSecret),
-			status: 401, errCode: "invalid_client", headers: map[string]string{"WWW-Authenticate": "Basic"},
+			status: 401, errCode: "invalid_client", bodyCredentials: true,
+		},
+		{
+			name: "wrong client_secret_post secret: 401 without a Basic challenge (RFC 6749 §5.2)", body: cc +
+				"&client_id=" + url.QueryEscape(post.ClientID) + "&client_secret=wrong",
+			status: 401, errCode: "invalid_client", bodyCredentials: true,
 		},
 		{
 			name:  "client_secret_basic for a client registered for client_secret_post",
@@ -285,8 +293,14 @@ func TestTokenEndpoint(t *testing.T) {
 					t.Errorf("header %s = %q, want it to start with %q", k, got, want)
 				}
 			}
+			// RFC 6749 §5.2: a Basic challenge when the client used the
+			// Authorization header (or sent no credentials); none when it
+			// sent them in the body.
 			if tc.status == http.StatusUnauthorized {
-				if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Basic") {
+				got := resp.Header.Get("WWW-Authenticate")
+				if tc.bodyCredentials && got != "" {
+					t.Errorf("401 for credentials in the body with WWW-Authenticate %q, want none", got)
+				} else if !tc.bodyCredentials && !strings.HasPrefix(got, "Basic") {
 					t.Errorf("401 with WWW-Authenticate %q, want a Basic challenge (RFC 6749 §5.2)", got)
 				}
 			}

@@ -46,23 +46,34 @@ func CheckQuery(query url.Values) error {
 // well-formed set.
 func ReadCredentials(authorization []string, form url.Values) (Credentials, error) {
 	basicID, basicSecret, hasBasic, ok := parseBasic(authorization)
-	hasAssertion := form.Has("client_assertion") || form.Has("client_assertion_type")
+	withAssertion := hasAssertion(form)
 	switch {
 	case !ok:
 		return Credentials{}, ErrMalformedBasic
-	case hasBasic && (form.Has("client_secret") || hasAssertion), form.Has("client_secret") && hasAssertion:
+	case hasBasic && (form.Has("client_secret") || withAssertion), form.Has("client_secret") && withAssertion:
 		return Credentials{}, ErrMultipleMethods
 	case hasBasic && form.Has("client_id") && form.Get("client_id") != basicID:
 		return Credentials{}, ErrClientIDMismatch
 	case hasBasic:
 		return Credentials{Method: clientstore.AuthMethodBasic, ClientID: basicID, Secret: basicSecret}, nil
-	case hasAssertion:
+	case withAssertion:
 		return Credentials{Method: clientstore.AuthMethodPrivateKeyJWT, ClientID: form.Get("client_id"),
 			Assertion: form.Get("client_assertion"), AssertionType: form.Get("client_assertion_type")}, nil
 	case form.Get("client_secret") != "":
 		return Credentials{Method: clientstore.AuthMethodPost, ClientID: form.Get("client_id"), Secret: form.Get("client_secret")}, nil
 	}
 	return Credentials{}, ErrNoCredentials
+}
+
+// HasBodyCredentials reports whether form carries client credentials of
+// its own: a client_secret (client_secret_post) or a client assertion
+// (private_key_jwt).
+func HasBodyCredentials(form url.Values) bool {
+	return hasAssertion(form) || form.Get("client_secret") != ""
+}
+
+func hasAssertion(form url.Values) bool {
+	return form.Has("client_assertion") || form.Has("client_assertion_type")
 }
 
 // parseBasic decodes HTTP Basic client credentials. Per RFC 6749 §2.3.1 the
