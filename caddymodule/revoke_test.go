@@ -111,18 +111,20 @@ func TestRevocationRFC7009(t *testing.T) {
 		}
 	})
 
-	t.Run("§2.1 another client's token: 200, and it keeps working", func(t *testing.T) {
+	t.Run("§2.1 another client's token: refused (400 unauthorized_client), and it keeps working", func(t *testing.T) {
 		tok := fetchToken(t, other).AccessToken
 		requireAlive(t, rs, tok, "before")
-		resp, b := revoke(t, holder, tok, nil)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("revoking another client's token: %d %s, want 200 (no probing of other clients' tokens)", resp.StatusCode, b)
+		refused := func(who createdClientJSON) {
+			t.Helper()
+			resp, b := revoke(t, who, tok, nil)
+			if m := decodeJSON(t, b); resp.StatusCode != http.StatusBadRequest || m["error"] != "unauthorized_client" {
+				t.Fatalf("revoking another client's token: %d %s, want 400 unauthorized_client (RFC 7009 §2.1)", resp.StatusCode, b)
+			}
 		}
+		refused(holder)
 		requireAlive(t, rs, tok, "after another client tried to revoke it")
 		// Nor can the resource server revoke what it may introspect.
-		if resp, b := revoke(t, rs, tok, nil); resp.StatusCode != http.StatusOK {
-			t.Fatalf("introspecting client revoking a token: %d %s, want 200", resp.StatusCode, b)
-		}
+		refused(rs)
 		requireAlive(t, rs, tok, "after the resource server tried to revoke it")
 	})
 
@@ -162,8 +164,8 @@ func TestRevocationRFC7009(t *testing.T) {
 			t.Fatalf("access_token_strategy jwt gave %.20q…, want a JWT", tok)
 		}
 		requireAlive(t, rs, tok, "before")
-		if resp, b := revoke(t, other, tok, nil); resp.StatusCode != 200 {
-			t.Fatalf("foreign revocation: %d %s", resp.StatusCode, b)
+		if resp, b := revoke(t, other, tok, nil); resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("foreign revocation: %d %s, want 400 (RFC 7009 §2.1)", resp.StatusCode, b)
 		}
 		requireAlive(t, rs, tok, "after another client tried to revoke it")
 		if resp, b := revoke(t, jc, tok, nil); resp.StatusCode != 200 {

@@ -381,7 +381,14 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, form, oerr)
 		return
 	}
-	if err := s.app.auth.Revoke(r.Context(), client, form.Get("token")); err != nil {
+	err := s.app.auth.Revoke(r.Context(), client, form.Get("token"))
+	if errors.Is(err, introspection.ErrNotTokenOwner) {
+		oerr := newOAuthError(http.StatusBadRequest, "unauthorized_client", "the token was not issued to this client")
+		s.logRefusal("revocation refused", client, oerr, r)
+		s.writeError(w, r, form, oerr)
+		return
+	}
+	if err != nil {
 		s.logger.Error("recording revocation", zap.String("client_id", client.ID), zap.Error(err))
 		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "could not record the revocation")
 		return

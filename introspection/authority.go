@@ -203,13 +203,24 @@ func (a *Authority) Check(token string) (Result, error) {
 	return Result{Token: token, Claims: c, Client: client, Issuer: a.cfg.Issuer}, nil
 }
 
+// ErrNotTokenOwner is a revocation request for a live token that was
+// issued to another client (RFC 7009 §2.1: refused, and the client told).
+var ErrNotTokenOwner = errors.New("the token was issued to another client")
+
 // Revoke revokes one token (RFC 7009) on behalf of a client: only a token
-// that client holds is revoked; anything else is silently ignored, as the
-// RFC asks, so a caller cannot probe for other clients' tokens.
+// that client holds is revoked. A live token of another client is refused
+// with ErrNotTokenOwner and stays valid (§2.1); an invalid, unknown or
+// expired token is ignored (§2.2: nothing to revoke).
 func (a *Authority) Revoke(ctx context.Context, client *clientstore.Client, token string) error {
 	c, err := a.open(token)
-	if err != nil || c.ClientID != client.ID || a.now().Unix() >= c.ExpiresAt {
+	if err != nil || a.now().Unix() >= c.ExpiresAt {
 		return nil
+	}
+	if c.ClientID != client.ID {
+		if _, err := a.Check(token); err == nil {
+			return ErrNotTokenOwner
+		}
+		return nil // not a live token: nothing to refuse
 	}
 	return a.revocations.Revoke(ctx, c)
 }

@@ -80,10 +80,9 @@ func TestRevoke(t *testing.T) {
 	sibling := e.issue(owner).AccessToken
 	otherTok := e.issue(other).AccessToken
 
-	// Another client's attempt has no effect, and no error either (RFC 7009
-	// §2.2: the response does not tell whether anything was revoked).
-	if err := e.auth.Revoke(ctx, other, tok); err != nil {
-		t.Fatalf("Revoke by another client: got error %v, want nil", err)
+	// Another client's attempt is refused (RFC 7009 §2.1) and has no effect.
+	if err := e.auth.Revoke(ctx, other, tok); !errors.Is(err, ErrNotTokenOwner) {
+		t.Fatalf("Revoke by another client: got %v, want ErrNotTokenOwner", err)
 	}
 	if _, err := e.auth.Check(tok); err != nil {
 		t.Fatalf("Check after another client tried to revoke it: got %v, want the token still valid", err)
