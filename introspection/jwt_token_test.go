@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,18 @@ func TestJWTAccessTokenFormat(t *testing.T) {
 				if got, _ := v.claims[k].(string); got != w {
 					t.Errorf("claim %s = %#v, want %q (RFC 9068 §2.2)", k, v.claims[k], w)
 				}
+			}
+			// No number a JSON reader with IEEE 754 doubles would round
+			// (RFC 7493 §2.2): the generation is a decimal string.
+			for k, c := range v.claims {
+				if n, ok := c.(json.Number); ok {
+					if i, err := n.Int64(); err != nil || i > 1<<53 || i < -(1<<53) {
+						t.Errorf("claim %s = %s, beyond ±2^53", k, n)
+					}
+				}
+			}
+			if gen, _ := v.claims["gen"].(string); gen != strconv.FormatUint(cl.Generation, 10) {
+				t.Errorf("gen = %#v, want the client's generation %d as a string", v.claims["gen"], cl.Generation)
 			}
 			if iat := v.num(t, "iat"); iat != fixedNow.Unix() {
 				t.Errorf("iat = %d, want %d", iat, fixedNow.Unix())
@@ -293,6 +306,13 @@ func TestJWTAccessTokenRefusals(t *testing.T) {
 	// wrong, so each refusal below is due to what its case changes.
 	if _, err := e.auth.Check(ours(claims)); err != nil {
 		t.Fatalf("a re-signed copy of a genuine token's claims is refused (%v): the cases below would prove nothing", err)
+	}
+	// Tokens minted before the generation became a string carried it as
+	// a JSON number: they still verify.
+	if gen, ok := claims["gen"].(string); !ok {
+		t.Errorf("gen = %#v, want a decimal string", claims["gen"])
+	} else if _, err := e.auth.Check(ours(with("gen", json.Number(gen)))); err != nil {
+		t.Errorf("a token with gen as a number is refused: %v", err)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
