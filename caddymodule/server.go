@@ -277,7 +277,6 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) shed(w http.ResponseWriter) {
 	s.app.state.metrics.tokens.WithLabelValues("temporarily_unavailable").Inc()
 	w.Header().Set("Retry-After", "1")
-	w.Header().Set("Cache-Control", "no-store")
 	writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many token requests at once; retry shortly")
 }
 

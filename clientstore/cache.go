@@ -82,11 +82,10 @@ func NewCache(ctx context.Context, store Store) (*Cache, error) {
 	c.secrets.Store(h)
 	load := c.clients.edit()
 	err = store.ForEachClient(ctx, func(cl *Client) error {
-		p, err := pack(cl)
+		p, err := c.pack(cl)
 		if err != nil {
 			return fmt.Errorf("client %s: %w", cl.ID, err)
 		}
-		c.measureHashes(cl)
 		load.put(p)
 		return nil
 	})
@@ -474,13 +473,23 @@ func (c *Cache) reload(ctx context.Context, id string) error {
 // fails only for a client whose metadata does not encode, which Validate
 // refuses before anything is written.
 func (c *Cache) put(cl *Client) error {
-	p, err := pack(cl)
+	p, err := c.pack(cl)
 	if err != nil {
 		return err
 	}
-	c.measureHashes(cl)
 	c.clients.store(p)
 	return nil
+}
+
+// pack packs cl for memory, the one way every client enters it, and
+// accounts for the cost of checking its imported hashes (measureHashes).
+func (c *Cache) pack(cl *Client) (packed, error) {
+	p, err := pack(cl)
+	if err != nil {
+		return "", err
+	}
+	c.measureHashes(cl)
+	return p, nil
 }
 
 // Delete removes a client; every token it holds stops working at once.
@@ -533,12 +542,11 @@ func (c *Cache) Reset(snap *Snapshot) error {
 		if rev, ok := c.Revision(id); ok && (rev == cl.Revision || newer(rev)) {
 			continue // unchanged
 		}
-		p, err := pack(cl)
+		p, err := c.pack(cl)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("client %s: %w", id, err))
 			continue
 		}
-		c.measureHashes(cl)
 		e.put(p)
 	}
 	e.commit()
